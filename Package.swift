@@ -1,0 +1,56 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "FieldOps",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "fieldops", targets: ["fieldops"]),
+        .library(name: "Redis", targets: ["Redis"]),
+        .library(name: "Streams", targets: ["Streams"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // hiredis, the C client. Only `Redis` imports it.
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        // A safe, binary-safe Swift layer over hiredis: connections, pipelining, pool, scripts, pub/sub.
+        .target(
+            name: "Redis",
+            dependencies: [
+                "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The stream library: producer, manager, consumer, consumer groups, dead letters.
+        .target(
+            name: "Streams",
+            dependencies: [
+                "Redis",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The `fieldops` command line: subcommands live here so tests can reach them.
+        .target(
+            name: "FieldOpsCLI",
+            dependencies: [
+                "Redis",
+                "Streams",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "fieldops",
+            dependencies: ["FieldOpsCLI"]
+        ),
+        .testTarget(name: "RedisTests", dependencies: ["Redis"]),
+        .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

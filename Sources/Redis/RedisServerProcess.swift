@@ -1,0 +1,180 @@
+import Foundation
+
+/// A private `redis-server` on a unix socket in its own directory, with AOF on.
+///
+/// Used by the tests, the benchmarks and (later) the embedded mode of `fieldops serve`.
+/// The server is started with the directory's config, so `restart()` comes back with its data.
+public final class RedisServerProcess: @unchecked Sendable {
+    /// The data directory: socket, AOF and log live here.
+    public let directory: URL
+    public var socketPath: String { directory.appendingPathComponent("redis.sock").path }
+    public var url: String { "unix://\(socketPath)" }
+    public var configuration: RedisConfiguration { RedisConfiguration(endpoint: .unix(path: socketPath)) }
+    private let lock = NSLock()
+    private var pid: pid_t?
+    private let extraArguments: [String]
+
+    /// Starts redis-server (found on PATH) and waits until it accepts connections.
+    /// - Parameters:
+    ///   - directory: where to keep data; a new temporary directory when `nil`.
+    ///   - extraArguments: more `--option value` pairs for redis-server.
+    public init(directory: URL? = nil, extraArguments: [String] = []) throws {
+        if let directory {
+            self.directory = directory
+        } else {
+            // Unix socket paths are limited to 107 bytes: keep the temporary path short.
+            self.directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("fo-redis-\(UUID().uuidString.prefix(8))")
+        }
+        self.extraArguments = extraArguments
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        try start()
+    }
+
+    deinit {
+        stop()
+    }
+
+    /// Starts the server if it is not running.
+    public func start() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard pid == nil else { return }
+        guard let executable = Self.findExecutable("redis-server") else {
+            throw RedisError(.connectionFailed, "redis-server is not on PATH; run scripts/setup.sh to install it")
+        }
+        let arguments = [
+            executable,
+            "--port", "0",
+            "--unixsocket", socketPath,
+            "--unixsocketperm", "700",
+            "--dir", directory.path,
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", directory.appendingPathComponent("redis.log").path,
+        ] + extraArguments
+        let pid = try Self.spawn(executable, arguments)
+        self.pid = pid
+
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if let connection = try? RedisConnection(configuration: configuration),
+               (try? connection.send(["PING"])) != nil {
+                return
+            }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                self.pid = nil
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let log = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8)) ?? ""
+        if let pid = self.pid { Self.terminate(pid, signal: SIGKILL) }
+        self.pid = nil
+        throw RedisError(.connectionFailed, "redis-server did not start in \(directory.path): \(log.suffix(500))")
+    }
+
+    /// Stops the server with SIGTERM (Redis flushes its AOF) and waits for it to exit.
+    public func stop() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let pid else { return }
+        Self.terminate(pid, signal: SIGTERM)
+        self.pid = nil
+    }
+
+    /// Kills the server without letting it clean up, as a crash would.
+    public func kill() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let pid else { return }
+        Self.terminate(pid, signal: SIGKILL)
+        self.pid = nil
+    }
+
+    /// Stops and starts the server on the same socket and data.
+    public func restart() throws {
+        stop()
+        try start()
+    }
+
+    /// Stops the server and deletes its directory.
+    public func destroy() {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    public var isRunning: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return pid != nil
+    }
+
+    /// The server's process id while it runs.
+    public var processID: pid_t? {
+        lock.lock()
+        defer { lock.unlock() }
+        return pid
+    }
+
+    // MARK: - Processes
+
+    /// Spawns with a clean signal mask: threads of the calling process (Dispatch's among them)
+    /// block signals, and a child inheriting that mask would ignore SIGTERM.
+    private static func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+
+        var files = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&files)
+        defer { posix_spawn_file_actions_destroy(&files) }
+        posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&files, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&files, 2, "/dev/null", O_WRONLY, 0)
+
+        // argv strings are strdup'ed and freed after posix_spawn copied them into the child.
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &files, &attributes, argv, environ)
+        guard status == 0 else {
+            throw RedisError(.connectionFailed, "cannot start \(executable): \(String(cString: strerror(status)))")
+        }
+        return pid
+    }
+
+    /// Sends `signal` and reaps the process, escalating to SIGKILL after 10 seconds.
+    private static func terminate(_ pid: pid_t, signal: Int32) {
+        Foundation.kill(pid, signal)
+        let deadline = Date().addingTimeInterval(10)
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() > deadline {
+                Foundation.kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+    }
+
+    /// Looks a program up on PATH.
+    public static func findExecutable(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for directory in path.split(separator: ":") + ["/usr/sbin", "/usr/bin"] {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+}
