@@ -1,0 +1,58 @@
+import Redis
+
+/// A raw stream entry: its id and flat fields, `nil` when the entry was deleted or trimmed
+/// while still pending.
+struct RawEntry: Sendable {
+    let id: String
+    let fields: [(String, String)]?
+}
+
+extension RedisValue {
+    /// Reads an XRANGE-style reply: `[[id, [field, value, …]], …]`.
+    func streamEntries() throws(StreamError) -> [RawEntry] {
+        guard case .array(let items) = self else {
+            if isNull { return [] }
+            throw StreamError(.redis, "expected a list of stream entries, got \(self)")
+        }
+        var entries: [RawEntry] = []
+        entries.reserveCapacity(items.count)
+        for item in items {
+            guard case .array(let pair) = item, pair.count == 2, let id = pair[0].string else {
+                throw StreamError(.redis, "malformed stream entry \(item)")
+            }
+            guard case .array(let flat) = pair[1] else {
+                entries.append(RawEntry(id: id, fields: nil))
+                continue
+            }
+            var fields: [(String, String)] = []
+            fields.reserveCapacity(flat.count / 2)
+            var index = 0
+            while index + 1 < flat.count {
+                fields.append((flat[index].string ?? "", flat[index + 1].string ?? ""))
+                index += 2
+            }
+            entries.append(RawEntry(id: id, fields: fields))
+        }
+        return entries
+    }
+
+    /// Reads an XREADGROUP/XREAD reply for one stream: `[[key, entries]]` or nil on timeout.
+    func readReplyEntries() throws(StreamError) -> [RawEntry] {
+        if isNull { return [] }
+        guard case .array(let streams) = self, let first = streams.first, case .array(let pair) = first, pair.count == 2 else {
+            throw StreamError(.redis, "unexpected XREADGROUP reply \(self)")
+        }
+        return try pair[1].streamEntries()
+    }
+}
+
+/// Orders stream ids `ms-seq` numerically.
+func streamID(_ lhs: String, isLessThan rhs: String) -> Bool {
+    func parts(_ id: String) -> (UInt64, UInt64) {
+        let split = id.split(separator: "-", maxSplits: 1)
+        return (UInt64(split.first ?? "") ?? 0, split.count > 1 ? UInt64(split[1]) ?? 0 : 0)
+    }
+    let (lm, ls) = parts(lhs)
+    let (rm, rs) = parts(rhs)
+    return lm < rm || (lm == rm && ls < rs)
+}

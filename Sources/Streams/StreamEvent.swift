@@ -1,0 +1,194 @@
+import Foundation
+
+/// One stream entry in the FieldOps envelope (DESIGN.md §2).
+///
+/// Fields in order: `event_type`, `payload` (JSON text), `timestamp` (ISO 8601, producer time),
+/// `metadata` (JSON object text), `tenant`, `schema_version`, `idempotency_key` when given,
+/// then the stream's flat routing fields (`taskId`, `roomId`, `workerId`…).
+public struct StreamEvent: Sendable, Hashable {
+    /// The entry's stream id, `MILLISECONDS-SEQUENCE`.
+    public var id: String
+    /// The stream name (without the tenant prefix).
+    public var stream: String
+    public var eventType: String
+    /// JSON text.
+    public var payload: String
+    public var timestamp: String
+    /// JSON object text; `{}` when empty.
+    public var metadata: String
+    public var tenant: String
+    public var schemaVersion: Int
+    public var idempotencyKey: String?
+    /// Flat routing fields, in entry order.
+    public var routing: [(name: String, value: String)]
+
+    /// The envelope's reserved field names; routing fields may not reuse them.
+    public static let envelopeFields: Set<String> = [
+        "event_type", "payload", "timestamp", "metadata", "tenant", "schema_version", "idempotency_key",
+    ]
+
+    public static let currentSchemaVersion = 1
+
+    public init(
+        id: String = "",
+        stream: String,
+        eventType: String,
+        payload: String,
+        timestamp: String,
+        metadata: String = "{}",
+        tenant: String,
+        schemaVersion: Int = StreamEvent.currentSchemaVersion,
+        idempotencyKey: String? = nil,
+        routing: [(name: String, value: String)] = []
+    ) {
+        self.id = id
+        self.stream = stream
+        self.eventType = eventType
+        self.payload = payload
+        self.timestamp = timestamp
+        self.metadata = metadata
+        self.tenant = tenant
+        self.schemaVersion = schemaVersion
+        self.idempotencyKey = idempotencyKey
+        self.routing = routing
+    }
+
+    /// The routing field's value, if the entry has it.
+    public func routingValue(_ name: String) -> String? {
+        routing.first { $0.name == name }?.value
+    }
+
+    /// Decodes the payload JSON.
+    public func decodePayload<T: Decodable>(as type: T.Type, decoder: JSONDecoder = JSONDecoder()) throws -> T {
+        try decoder.decode(T.self, from: Data(payload.utf8))
+    }
+
+    /// Field/value pairs as written to Redis.
+    public var fields: [String] {
+        var fields = [
+            "event_type", eventType, "payload", payload, "timestamp", timestamp, "metadata", metadata,
+            "tenant", tenant, "schema_version", String(schemaVersion),
+        ]
+        if let idempotencyKey { fields += ["idempotency_key", idempotencyKey] }
+        for (name, value) in routing { fields += [name, value] }
+        return fields
+    }
+
+    public static func == (lhs: StreamEvent, rhs: StreamEvent) -> Bool {
+        lhs.id == rhs.id && lhs.stream == rhs.stream && lhs.fields == rhs.fields
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+        hasher.combine(stream)
+        hasher.combine(fields)
+    }
+}
+
+extension StreamEvent {
+    /// Why an entry is not a valid envelope.
+    struct Malformed: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Parses an entry's flat field list, as written by any producer (ours or a foreign `XADD`).
+    ///
+    /// `event_type` and `payload` are required; a missing `timestamp`, `metadata` or
+    /// `schema_version` takes its default, so plain `redis-cli XADD` producers interoperate.
+    init(id: String, stream: String, tenant: String, fields: [(String, String)]) throws(Malformed) {
+        var eventType: String?
+        var payload: String?
+        var timestamp = ""
+        var metadata = "{}"
+        var entryTenant = tenant
+        var schemaVersion = StreamEvent.currentSchemaVersion
+        var idempotencyKey: String?
+        var routing: [(name: String, value: String)] = []
+        for (name, value) in fields {
+            switch name {
+            case "event_type": eventType = value
+            case "payload": payload = value
+            case "timestamp": timestamp = value
+            case "metadata": metadata = value
+            case "tenant": entryTenant = value
+            case "schema_version":
+                guard let version = Int(value) else { throw Malformed(description: "schema_version '\(value)' is not an integer") }
+                schemaVersion = version
+            case "idempotency_key": idempotencyKey = value
+            default: routing.append((name, value))
+            }
+        }
+        guard let eventType, !eventType.isEmpty else { throw Malformed(description: "entry has no event_type field") }
+        guard let payload else { throw Malformed(description: "entry has no payload field") }
+        guard entryTenant == tenant else {
+            throw Malformed(description: "entry names tenant '\(entryTenant)' but lives in tenant '\(tenant)'")
+        }
+        self.init(
+            id: id, stream: stream, eventType: eventType, payload: payload, timestamp: timestamp, metadata: metadata,
+            tenant: tenant, schemaVersion: schemaVersion, idempotencyKey: idempotencyKey, routing: routing
+        )
+    }
+}
+
+// MARK: - Encoding helpers
+
+enum JSONText {
+    /// Encodes a string dictionary as a JSON object with sorted keys; `{}` when empty.
+    static func object(_ dictionary: [String: String]) -> String {
+        if dictionary.isEmpty { return "{}" }
+        var out = "{"
+        for (index, key) in dictionary.keys.sorted().enumerated() {
+            if index > 0 { out += "," }
+            appendQuoted(key, to: &out)
+            out += ":"
+            appendQuoted(dictionary[key]!, to: &out)
+        }
+        return out + "}"
+    }
+
+    static func appendQuoted(_ text: String, to out: inout String) {
+        out += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+}
+
+enum Timestamp {
+    /// Now as ISO 8601 UTC with milliseconds, e.g. `2026-11-22T14:02:00.123Z`.
+    ///
+    /// Formatted by hand: `ISO8601DateFormatter` costs microseconds per call on the publish path.
+    static func now() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return format(seconds: spec.tv_sec, milliseconds: Int(spec.tv_nsec / 1_000_000))
+    }
+
+    static func format(seconds: Int, milliseconds: Int) -> String {
+        var time = seconds
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds), 3))Z"
+    }
+
+    static func nowMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec / 1_000_000)
+    }
+}
