@@ -141,18 +141,20 @@ public final class RedisConnection: Sendable {
     }
 
     /// Sends the commands in `buffer` and reads one reply per command.
+    /// An empty buffer sends nothing and returns no replies.
     public func pipeline(_ buffer: CommandBuffer) throws(RedisError) -> [RedisValue] {
-        try handle.withLock { (handle: inout Handle) throws(RedisError) -> [RedisValue] in
+        guard !buffer.isEmpty else { return [] }
+        guard !buffer.hasEmptyCommand else { throw RedisError(.unexpectedReply, "a command needs at least one argument") }
+        return try handle.withLock { (handle: inout Handle) throws(RedisError) -> [RedisValue] in
             let context = try Self.usableContext(&handle)
-            for index in buffer.commands.indices {
-                let status = buffer.withArgv(command: index) { argc, argv, lengths in
-                    redisAppendCommandArgv(context, argc, argv, lengths)
-                }
-                if status != REDIS_OK { throw Self.fail(&handle, context) }
+            // hiredis copies the encoded commands into its output buffer.
+            let status = buffer.bytes.withUnsafeBufferPointer { encoded in
+                encoded.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
             }
+            if status != REDIS_OK { throw Self.fail(&handle, context) }
             var replies: [RedisValue] = []
-            replies.reserveCapacity(buffer.commands.count)
-            for _ in buffer.commands.indices {
+            replies.reserveCapacity(buffer.count)
+            for _ in 0..<buffer.count {
                 var raw: UnsafeMutableRawPointer?
                 // redisGetReply flushes the output buffer, then blocks until a reply or the timeout.
                 guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw Self.fail(&handle, context) }
@@ -163,6 +165,35 @@ public final class RedisConnection: Sendable {
             }
             return replies
         }
+    }
+
+    /// Sends every command in `buffer` and hands each reply, in order, to `decode` without
+    /// copying it into a `RedisValue` first; each reply is freed after its `decode`.
+    /// - Throws: `RedisError` when the connection fails, or what `decode` throws.
+    public func pipeline<T>(_ buffer: CommandBuffer, decode: (RedisReplyView) throws -> T) throws -> [T] {
+        guard !buffer.isEmpty else { return [] }
+        guard !buffer.hasEmptyCommand else { throw RedisError(.unexpectedReply, "a command needs at least one argument") }
+        let replies = try handle.withLock { (handle: inout Handle) throws(RedisError) -> [OwnedReply] in
+            let context = try Self.usableContext(&handle)
+            let status = buffer.bytes.withUnsafeBufferPointer { encoded in
+                encoded.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+            }
+            if status != REDIS_OK { throw Self.fail(&handle, context) }
+            var replies: [OwnedReply] = []
+            replies.reserveCapacity(buffer.count)
+            for _ in 0..<buffer.count {
+                var raw: UnsafeMutableRawPointer?
+                guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                    replies.forEach { freeReplyObject($0.raw) }
+                    throw Self.fail(&handle, context)
+                }
+                replies.append(OwnedReply(raw: raw))
+            }
+            return replies
+        }
+        // The reply trees are ours once redisGetReply returned them; each is freed exactly once.
+        defer { replies.forEach { freeReplyObject($0.raw) } }
+        return try replies.map { try decode(RedisReplyView($0.raw.assumingMemoryBound(to: redisReply.self))) }
     }
 
     /// Waits up to `timeout` for a message the server pushes (pub/sub); `nil` when none came.
@@ -238,6 +269,11 @@ public final class RedisConnection: Sendable {
     }
 }
 
+/// Carries a reply out of the connection's lock; only the call that read it touches it.
+private struct OwnedReply: @unchecked Sendable {
+    let raw: UnsafeMutableRawPointer
+}
+
 extension RedisValue {
     /// Copies a hiredis reply tree into Swift values; the caller still owns and frees `reply`.
     init(_ reply: UnsafeMutablePointer<redisReply>) {
@@ -281,9 +317,10 @@ extension RedisConnection {
     public func write(_ arguments: [String]) throws(RedisError) {
         try handle.withLock { (handle: inout Handle) throws(RedisError) in
             let context = try Self.usableContext(&handle)
+            guard !arguments.isEmpty else { throw RedisError(.unexpectedReply, "a command needs at least one argument") }
             let buffer = CommandBuffer(arguments)
-            let status = buffer.withArgv(command: 0) { argc, argv, lengths in
-                redisAppendCommandArgv(context, argc, argv, lengths)
+            let status = buffer.bytes.withUnsafeBufferPointer { encoded in
+                encoded.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
             }
             if status != REDIS_OK { throw Self.fail(&handle, context) }
             var done: Int32 = 0

@@ -71,6 +71,13 @@ public final class ConsumerGroupManager: Sendable {
         self.thresholds = thresholds
     }
 
+    /// Shares an existing pool.
+    public init(pool: RedisConnectionPool, tenant: String, thresholds: Thresholds = Thresholds()) throws(StreamError) {
+        manager = try StreamManager(pool: pool, tenant: tenant)
+        keys = manager.keys
+        self.thresholds = thresholds
+    }
+
     public func close() {
         manager.close()
     }

@@ -130,6 +130,8 @@ public final class StreamConsumer: Sendable {
         var recovered = false
         var lastClaim = ContinuousClock.now
         var backoff = Duration.milliseconds(100)
+        /// A batch already delivered to this consumer, read ahead while the previous one ran.
+        var prefetched: [RawEntry]?
 
         while !shouldStop {
             do {
@@ -146,8 +148,16 @@ public final class StreamConsumer: Sendable {
                     try await reclaim(filter)
                     lastClaim = .now
                 }
-                let batch = try await read(id: ">")
-                if !batch.isEmpty {
+                let batch: [RawEntry]
+                if let next = prefetched {
+                    batch = next
+                    prefetched = nil
+                } else {
+                    batch = try await read(id: ">")
+                }
+                if batch.count == configuration.batchSize {
+                    prefetched = try await processReadingAhead(batch, filter: filter)
+                } else if !batch.isEmpty {
                     try await process(batch, deliveries: [:], filter: filter)
                 }
                 backoff = .milliseconds(100)
@@ -158,6 +168,10 @@ public final class StreamConsumer: Sendable {
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             }
+        }
+        // The read-ahead batch is in hand too: finish it rather than leave it pending.
+        if let prefetched, !prefetched.isEmpty {
+            try await process(prefetched, deliveries: [:], filter: filter)
         }
     }
 
@@ -206,18 +220,33 @@ public final class StreamConsumer: Sendable {
         let handler: @Sendable (StreamEvent) async throws -> Void
     }
 
-    private func read(id: String) async throws(StreamError) -> [RawEntry] {
+    private func read(id: String, block blocking: Bool = true) async throws(StreamError) -> [RawEntry] {
         let block = min(configuration.block, .seconds(1))
         let milliseconds = max(1, Int(block.components.seconds * 1000 + block.components.attoseconds / 1_000_000_000_000_000))
         let command = [
             "XREADGROUP", "GROUP", group, consumer, "COUNT", String(configuration.batchSize),
-        ] + (id == ">" ? ["BLOCK", String(milliseconds)] : []) + ["STREAMS", keys.stream(stream), id]
-        let reply = try await run { connection in try connection.send(command) }
-        if case .error(let message) = reply {
-            if message.hasPrefix("NOGROUP") { throw groupNotFound() }
-            throw StreamError(.redis, message)
+        ] + (id == ">" && blocking ? ["BLOCK", String(milliseconds)] : []) + ["STREAMS", keys.stream(stream), id]
+        let groupMissing = groupNotFound()
+        return try await run { connection in
+            try connection.send(command) { reply in
+                if let message = reply.errorMessage {
+                    throw message.hasPrefix("NOGROUP") ? groupMissing : StreamError(.redis, message)
+                }
+                return try reply.readReplyEntries()
+            }
         }
-        return try reply.readReplyEntries()
+    }
+
+    /// Handles a full batch while the next one is fetched, so Redis and the handlers work at
+    /// the same time; returns the next batch.
+    private func processReadingAhead(_ batch: [RawEntry], filter: Filter) async throws(StreamError) -> [RawEntry] {
+        do {
+            async let next = read(id: ">", block: false)
+            try await process(batch, deliveries: [:], filter: filter)
+            return try await next
+        } catch {
+            throw StreamError.wrapping(error)
+        }
     }
 
     private func drainOwnHistory(_ filter: Filter) async throws(StreamError) {

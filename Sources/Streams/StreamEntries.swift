@@ -56,3 +56,43 @@ func streamID(_ lhs: String, isLessThan rhs: String) -> Bool {
     let (rm, rs) = parts(rhs)
     return lm < rm || (lm == rm && ls < rs)
 }
+
+extension RedisReplyView {
+    /// Reads an XRANGE-style reply in place, without copying it into `RedisValue`s first.
+    func streamEntries() throws(StreamError) -> [RawEntry] {
+        if isNull { return [] }
+        guard isArray else { throw StreamError(.redis, "expected a list of stream entries, got \(value)") }
+        var entries: [RawEntry] = []
+        entries.reserveCapacity(count)
+        for index in 0..<count {
+            let item = self[index]
+            guard item.count == 2, let id = item[0].string else {
+                throw StreamError(.redis, "malformed stream entry \(item.value)")
+            }
+            let flat = item[1]
+            guard flat.isArray else {
+                entries.append(RawEntry(id: id, fields: nil))
+                continue
+            }
+            var fields: [(String, String)] = []
+            fields.reserveCapacity(flat.count / 2)
+            var field = 0
+            while field + 1 < flat.count {
+                fields.append((flat[field].string ?? "", flat[field + 1].string ?? ""))
+                field += 2
+            }
+            entries.append(RawEntry(id: id, fields: fields))
+        }
+        return entries
+    }
+
+    /// Reads an XREADGROUP/XREAD reply for one stream in place.
+    func readReplyEntries() throws(StreamError) -> [RawEntry] {
+        if isNull { return [] }
+        if let message = errorMessage { throw StreamError(.redis, message) }
+        guard count >= 1, self[0].count == 2 else {
+            throw StreamError(.redis, "unexpected XREADGROUP reply \(value)")
+        }
+        return try self[0][1].streamEntries()
+    }
+}

@@ -44,6 +44,10 @@ public final class StreamProducer: Sendable {
     public let keys: StreamKeys
     public let stream: String
     public let configuration: Configuration
+    /// `XADD key * event_type`, encoded once.
+    private let xaddPrefix: CommandBuffer.EncodedArguments
+    /// `tenant T schema_version N`, encoded once.
+    private let tenantFields: CommandBuffer.EncodedArguments
     private let pool: RedisConnectionPool
     private let appendsSinceTrim = Atomic<Int>(0)
     private let logger: Logger
@@ -60,6 +64,8 @@ public final class StreamProducer: Sendable {
         try StreamName.validate(stream)
         self.keys = try StreamKeys(tenant: tenant)
         self.stream = stream
+        self.xaddPrefix = CommandBuffer.EncodedArguments(["XADD", keys.stream(stream), "*", "event_type"])
+        self.tenantFields = CommandBuffer.EncodedArguments(["tenant", keys.tenant, "schema_version", String(StreamEvent.currentSchemaVersion)])
         var configuration = configuration
         if maxLength > 0 { configuration.maxLength = maxLength }
         self.configuration = configuration
@@ -158,28 +164,25 @@ public final class StreamProducer: Sendable {
     /// Appends many events in one round trip (no idempotency keys); returns their ids in order.
     public func publishBatchBlocking(_ events: [(eventType: String, payload: String, routing: [(String, String)])]) throws(StreamError) -> [String] {
         var buffer = CommandBuffer()
+        // One producer time for the batch: its events are produced together.
+        let timestamp = Timestamp.now()
         for event in events {
-            let command = try makeCommand(eventType: event.eventType, payload: event.payload, metadata: [:], routing: event.routing, idempotencyKey: nil, forceScript: false)
-            guard case .xadd(let arguments) = command else { continue }
-            buffer.append(arguments)
+            try validate(eventType: event.eventType, payload: event.payload, routing: event.routing, idempotencyKey: nil)
+            encodeXADD(into: &buffer, eventType: event.eventType, payload: event.payload, metadata: "{}", routing: event.routing, timestamp: timestamp)
         }
         let trimDue = noteAppends(events.count)
-        let replies = try redisCall {
+        return try redisCall {
             try pool.withConnectionBlocking { connection in
-                let replies = try connection.pipeline(buffer)
+                let ids = try connection.pipeline(buffer) { reply in
+                    guard let id = reply.string else {
+                        throw StreamError(.redis, "XADD returned \(reply.value)")
+                    }
+                    return id
+                }
                 if trimDue { trim(on: connection) }
-                return replies
+                return ids
             }
         }
-        var ids: [String] = []
-        ids.reserveCapacity(replies.count)
-        for reply in replies {
-            guard let id = try redisCall({ try reply.unwrapped().string }) else {
-                throw StreamError(.redis, "XADD returned \(reply)")
-            }
-            ids.append(id)
-        }
-        return ids
     }
 
     /// Closes the producer's connections.
@@ -191,13 +194,13 @@ public final class StreamProducer: Sendable {
 
     /// One append: a plain XADD, or the append script when it must be idempotent or broadcast.
     private enum Command: Sendable {
-        case xadd([String])
+        case xadd(CommandBuffer)
         case script(keys: [String], arguments: [String])
 
         func run(on connection: RedisConnection) throws -> Published {
             switch self {
-            case .xadd(let arguments):
-                let reply = try connection.send(arguments).unwrapped()
+            case .xadd(let buffer):
+                let reply = try connection.pipeline(buffer)[0].unwrapped()
                 guard let id = reply.string else { throw StreamError(.redis, "XADD returned \(reply)") }
                 return Published(id: id, appended: true)
             case .script(let keys, let arguments):
@@ -218,7 +221,26 @@ public final class StreamProducer: Sendable {
         idempotencyKey: String?,
         forceScript: Bool? = nil
     ) throws(StreamError) -> Command {
-        guard !eventType.trimmingCharacters(in: .whitespaces).isEmpty else {
+        try validate(eventType: eventType, payload: payload, routing: routing, idempotencyKey: idempotencyKey)
+        if idempotencyKey == nil && !(forceScript ?? configuration.broadcast) {
+            var buffer = CommandBuffer()
+            encodeXADD(into: &buffer, eventType: eventType, payload: payload, metadata: JSONText.object(metadata), routing: routing, timestamp: Timestamp.now())
+            return .xadd(buffer)
+        }
+        let event = StreamEvent(
+            stream: stream, eventType: eventType, payload: payload, timestamp: Timestamp.now(),
+            metadata: JSONText.object(metadata), tenant: keys.tenant, idempotencyKey: idempotencyKey,
+            routing: routing.map { (name: $0.0, value: $0.1) }
+        )
+        var scriptKeys = [keys.stream(stream)]
+        if let idempotencyKey { scriptKeys.append(keys.idempotency(idempotencyKey)) }
+        let ttl = configuration.idempotencyTTL.components.seconds * 1000
+        let scriptArguments = [String(ttl), configuration.broadcast ? keys.channel(stream) : "", stream] + event.fields
+        return .script(keys: scriptKeys, arguments: scriptArguments)
+    }
+
+    private func validate(eventType: String, payload: String, routing: [(String, String)], idempotencyKey: String?) throws(StreamError) {
+        guard let first = eventType.utf8.first, first > 0x20 && first < 0x7F || eventType.unicodeScalars.contains(where: { !$0.properties.isWhitespace }) else {
             throw StreamError(.invalidEventType, "event type is required and cannot be empty")
         }
         guard eventType.utf8.count <= 256 else {
@@ -233,24 +255,43 @@ public final class StreamProducer: Sendable {
             }
         }
         for (name, _) in routing {
-            guard !name.isEmpty, !StreamEvent.envelopeFields.contains(name) else {
+            guard !name.isEmpty, !StreamEvent.isEnvelopeField(name) else {
                 throw StreamError(.invalidField, "routing field '\(name)' is empty or reserved by the envelope")
             }
         }
-        let event = StreamEvent(
-            stream: stream, eventType: eventType, payload: payload, timestamp: Timestamp.now(),
-            metadata: JSONText.object(metadata), tenant: keys.tenant, idempotencyKey: idempotencyKey,
-            routing: routing.map { (name: $0.0, value: $0.1) }
-        )
-        if idempotencyKey == nil && !(forceScript ?? configuration.broadcast) {
-            return .xadd(["XADD", keys.stream(stream), "*"] + event.fields)
-        }
-        var scriptKeys = [keys.stream(stream)]
-        if let idempotencyKey { scriptKeys.append(keys.idempotency(idempotencyKey)) }
-        let ttl = configuration.idempotencyTTL.components.seconds * 1000
-        let scriptArguments = [String(ttl), configuration.broadcast ? keys.channel(stream) : "", stream] + event.fields
-        return .script(keys: scriptKeys, arguments: scriptArguments)
     }
+
+    /// Encodes `XADD key * <envelope> <routing>` straight into `buffer`, the field order of
+    /// `StreamEvent.fields`, without building an argument array.
+    private func encodeXADD(
+        into buffer: inout CommandBuffer,
+        eventType: String,
+        payload: String,
+        metadata: String,
+        routing: [(String, String)],
+        timestamp: String
+    ) {
+        buffer.reserveCapacity(payload.utf8.count + 256)
+        buffer.beginCommand(argumentCount: xaddPrefix.count + 1 + 1 + 1 + 1 + 1 + 1 + 1 + tenantFields.count + 2 * routing.count)
+        buffer.append(xaddPrefix)
+        buffer.appendArgument(eventType)
+        buffer.append(Self.payloadField)
+        buffer.appendArgument(payload)
+        buffer.append(Self.timestampField)
+        buffer.appendArgument(timestamp)
+        buffer.append(Self.metadataField)
+        buffer.appendArgument(metadata)
+        buffer.append(tenantFields)
+        for (name, value) in routing {
+            buffer.appendArgument(name)
+            buffer.appendArgument(value)
+        }
+    }
+
+    private static let payloadField = CommandBuffer.EncodedArguments(["payload"])
+    private static let timestampField = CommandBuffer.EncodedArguments(["timestamp"])
+    private static let metadataField = CommandBuffer.EncodedArguments(["metadata"])
+
 
     /// Counts appends; true when this call crossed `trimEvery` and should trim.
     private func noteAppends(_ count: Int) -> Bool {

@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// The `fieldops` command line.
+public struct FieldOpsCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "fieldops",
+        abstract: "FieldOps: the realtime backend for field operations.",
+        discussion: """
+            Redis is found with --redis-url or FIELDOPS_REDIS_URL; without either, the socket of the
+            embedded server under ./storage/redis/ is used.
+            """,
+        subcommands: [StreamsCommand.self, BenchCommand.self]
+    )
+
+    public init() {}
+}
