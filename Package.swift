@@ -51,6 +51,7 @@ let package = Package(
         ),
         .testTarget(name: "RedisTests", dependencies: ["Redis"]),
         .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
+        .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "Streams", "Redis"]),
     ],
     swiftLanguageModes: [.v6]
 )

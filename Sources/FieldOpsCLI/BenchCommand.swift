@@ -59,7 +59,7 @@ struct StreamsBench: AsyncParsableCommand {
         let admin = try RedisConnection(configuration: redis)
         let version = (try admin.command("INFO", "server").string ?? "")
             .split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }?.dropFirst("redis_version:".count) ?? "?"
-        print("FieldOps stream benchmark: Redis \(version) at \(redis), median of \(rounds) round(s)\n")
+        say("FieldOps stream benchmark: Redis \(version) at \(redis), median of \(rounds) round(s)\n")
 
         let keys = try StreamKeys(tenant: "bench")
         let streamKey = keys.stream("bench")
@@ -141,11 +141,11 @@ struct StreamsBench: AsyncParsableCommand {
                 ratio.map { String(format: "%.0f%%", $0 * 100) } ?? "-", target
             )
         }
-        print(table.rendered)
-        print("\nLIBRARY and REDIS-BENCHMARK are medians over rounds; RATIO is the median of per-round ratios.")
-        print("\nEach round, entries per second:")
-        roundFigures.forEach { print($0) }
-        if benchmark == nil { print("\nredis-benchmark not found on PATH: install redis-tools for the reference column.") }
+        say(table.rendered)
+        say("\nLIBRARY and REDIS-BENCHMARK are medians over rounds; RATIO is the median of per-round ratios.")
+        say("\nEach round, entries per second:")
+        roundFigures.forEach { say($0) }
+        if benchmark == nil { say("\nredis-benchmark not found on PATH: install redis-tools for the reference column.") }
     }
 
     /// Consumes `total` entries with a `StreamConsumer`; returns entries per second.

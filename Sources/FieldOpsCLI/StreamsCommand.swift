@@ -75,7 +75,7 @@ extension StreamsCommand {
                     info.maxLength.map { $0 == 0 ? "none" : String($0) } ?? "-"
                 )
             }
-            table.print(empty: "No streams in tenant '\(connection.resolvedTenant)'.")
+            table.write(empty: "No streams in tenant '\(connection.resolvedTenant)'.")
         }
     }
 
@@ -100,7 +100,7 @@ extension StreamsCommand {
             table.append("retention", info.retentionMs.map { $0 == 0 ? "keep" : humanDuration(milliseconds: $0) } ?? "-")
             table.append("max length", info.maxLength.map { $0 == 0 ? "none" : String($0) } ?? "-")
             table.append("epoch", info.epoch ?? "-")
-            print(table.rendered)
+            say(table.rendered)
         }
     }
 
@@ -132,7 +132,6 @@ extension StreamsCommand {
                     let entries = try await session.manager.entries(name: name, after: last, count: 100, block: .seconds(1))
                     entries.forEach(printEntry)
                     if let newest = entries.last { last = newest.id }
-                    fflush(nil)
                 }
             }
         }
@@ -146,12 +145,12 @@ extension StreamsCommand {
                     index += 2
                 }
                 let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-                print(String(decoding: data, as: UTF8.self))
+                say(String(decoding: data, as: UTF8.self))
             } else if let event = entry.event {
                 let routing = event.routing.map { "\($0.name)=\($0.value)" }.joined(separator: " ")
-                print("\(entry.id)  \(event.timestamp)  \(event.eventType)  \(routing.isEmpty ? "" : routing + "  ")\(event.payload)")
+                say("\(entry.id)  \(event.timestamp)  \(event.eventType)  \(routing.isEmpty ? "" : routing + "  ")\(event.payload)")
             } else {
-                print("\(entry.id)  (not an envelope)  \(entry.fields.joined(separator: " "))")
+                say("\(entry.id)  (not an envelope)  \(entry.fields.joined(separator: " "))")
             }
         }
     }
@@ -170,7 +169,7 @@ extension StreamsCommand {
             for group in groups {
                 table.append(group.name, String(group.consumers), String(group.pending), group.lastDeliveredID, group.lag.map(String.init) ?? "unknown")
             }
-            table.print(empty: "Stream '\(name)' has no consumer groups.")
+            table.write(empty: "Stream '\(name)' has no consumer groups.")
         }
     }
 
@@ -189,12 +188,12 @@ extension StreamsCommand {
                 return (try await session.groups.consumers(stream: name, group: group), reaped)
             }
             if output.json { return try printJSON(consumers) }
-            if !reaped.isEmpty { print("Reaped: \(reaped.joined(separator: ", "))\n") }
+            if !reaped.isEmpty { say("Reaped: \(reaped.joined(separator: ", "))\n") }
             var table = Table("CONSUMER", "STATE", "PENDING", "IDLE", "LAST ACK")
             for consumer in consumers {
                 table.append(consumer.name, consumer.state.rawValue, String(consumer.pending), humanDuration(milliseconds: consumer.idleMs), consumer.lastAcknowledgedID ?? "-")
             }
-            table.print(empty: "Group '\(group)' has no consumers.")
+            table.write(empty: "Group '\(group)' has no consumers.")
         }
     }
 
@@ -221,7 +220,7 @@ extension StreamsCommand {
             for entry in entries {
                 table.append(entry.id, entry.consumer, humanDuration(milliseconds: entry.idleMs), String(entry.deliveryCount))
             }
-            table.print(empty: "Nothing pending in group '\(group)'.")
+            table.write(empty: "Nothing pending in group '\(group)'.")
         }
     }
 
@@ -245,7 +244,7 @@ extension StreamsCommand {
             if let redrive {
                 let newID = try await session.run(connection) { try await session.manager.redriveDeadLetter(id: redrive) }
                 if output.json { return try printJSON(["redriven": redrive, "id": newID]) }
-                print("Re-drove dead letter \(redrive); its entry is \(newID) now.")
+                say("Re-drove dead letter \(redrive); its entry is \(newID) now.")
                 return
             }
             let letters = try await session.run(connection) { try await session.manager.deadLetters(count: count) }
@@ -254,7 +253,7 @@ extension StreamsCommand {
             for letter in letters {
                 table.append(letter.id, letter.originStream, letter.originID, letter.group, String(letter.deliveryCount), letter.failedAt, letter.error)
             }
-            table.print(empty: "No dead letters in tenant '\(connection.resolvedTenant)'.")
+            table.write(empty: "No dead letters in tenant '\(connection.resolvedTenant)'.")
         }
     }
 }

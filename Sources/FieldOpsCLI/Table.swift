@@ -23,8 +23,8 @@ struct Table {
         }.joined(separator: "\n")
     }
 
-    func print(empty: String) {
-        Swift.print(rows.isEmpty ? empty : rendered)
+    func write(empty: String) {
+        say(rows.isEmpty ? empty : rendered)
     }
 }
 
@@ -32,7 +32,7 @@ struct Table {
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    say(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
 /// Milliseconds as a short human duration: `850ms`, `12s`, `5m3s`, `2h4m`.

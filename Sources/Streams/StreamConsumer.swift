@@ -144,7 +144,9 @@ public final class StreamConsumer: Sendable {
                     try await renewLease()
                     leaseRenewed = .now
                 }
-                if ContinuousClock.now - lastClaim >= configuration.claimInterval {
+                // Never while a read-ahead batch is in hand: its entries sit idle in the pending
+                // list, and reclaiming would deliver them a second time.
+                if prefetched == nil && ContinuousClock.now - lastClaim >= configuration.claimInterval {
                     try await reclaim(filter)
                     lastClaim = .now
                 }

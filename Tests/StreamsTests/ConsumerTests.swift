@@ -277,3 +277,50 @@ final class ConsumerTests {
         try await task.value
     }
 }
+
+@Suite("StreamConsumer read-ahead")
+final class ConsumerReadAheadTests {
+    let context: StreamTestContext
+
+    init() throws {
+        context = try StreamTestContext()
+    }
+
+    @Test func fullBatchesAreReadAheadWithoutLosingOrderOrEntries() async throws {
+        try await context.prepare("locationUpdates", group: "projector")
+        let producer = try context.producer("locationUpdates")
+        let ids = try producer.publishBatchBlocking((0..<103).map { ("location.reported", #"{"n":\#($0)}"#, []) })
+        var configuration = StreamConsumer.Configuration.fast
+        configuration.batchSize = 10
+        let consumer = try context.consumer("locationUpdates", group: "projector", name: "node-1", configuration: configuration)
+        let seen = Seen()
+        let task = Task { try await consumer.subscribe { seen.add($0) } }
+        try await eventually { seen.count == 103 }
+        #expect(seen.all.map(\.id) == ids)
+        consumer.close()
+        try await task.value
+        #expect(try await context.groups().listGroups(stream: "locationUpdates").first?.pending == 0)
+    }
+
+    @Test func closeAlsoFinishesTheBatchReadAhead() async throws {
+        try await context.prepare("locationUpdates", group: "projector")
+        let producer = try context.producer("locationUpdates")
+        _ = try producer.publishBatchBlocking((0..<40).map { ("location.reported", #"{"n":\#($0)}"#, []) })
+        var configuration = StreamConsumer.Configuration.fast
+        configuration.batchSize = 10
+        let consumer = try context.consumer("locationUpdates", group: "projector", name: "node-1", configuration: configuration)
+        let seen = Seen()
+        let task = Task {
+            try await consumer.subscribe { event in
+                seen.add(event)
+                if seen.count == 5 { consumer.close() }
+            }
+        }
+        try await task.value
+        // The batch in hand (10) and the one read ahead meanwhile (10) were both finished.
+        #expect(seen.count == 20)
+        let groups = try await context.groups().listGroups(stream: "locationUpdates")
+        #expect(groups.first?.pending == 0)
+        #expect(groups.first?.lag == 20)
+    }
+}

@@ -83,13 +83,13 @@ final class ManagerTests {
 
         let groups = try ConsumerGroupManager(
             redisURL: context.url, tenant: context.tenant,
-            thresholds: .init(idleAfter: .milliseconds(100), disconnectedAfter: .milliseconds(400))
+            thresholds: .init(idleAfter: .milliseconds(500), disconnectedAfter: .milliseconds(1_500))
         )
         let fresh = try await groups.consumers(stream: "notifications", group: "notifier")
         #expect(fresh.map(\.state) == [.active, .active])
-        try await Task.sleep(for: .milliseconds(200))
+        try await Task.sleep(for: .milliseconds(700))
         #expect(try await groups.consumers(stream: "notifications", group: "notifier").map(\.state) == [.idle, .idle])
-        try await Task.sleep(for: .milliseconds(300))
+        try await Task.sleep(for: .milliseconds(1_000))
         let late = try await groups.consumers(stream: "notifications", group: "notifier")
         #expect(late.map(\.state) == [.disconnected, .disconnected])
         #expect(try await groups.reapConsumers(stream: "notifications", group: "notifier") == ["done"])
@@ -142,10 +142,10 @@ final class ManagerTests {
 
     @Test func retentionTrimsOldEntriesOnceDelivered() async throws {
         let manager = try context.manager()
-        try await manager.createStream(name: "notifications", retentionMs: 200)
+        try await manager.createStream(name: "notifications", retentionMs: 1_500)
         let producer = try context.producer("notifications")
         for _ in 0..<5 { try await producer.publish(eventType: "notification.created", payload: "{}") }
-        try await Task.sleep(for: .milliseconds(300))
+        try await Task.sleep(for: .milliseconds(1_700))
         let fresh = try await producer.publish(eventType: "notification.created", payload: "{}")
         let result = try await manager.trim(name: "notifications")
         #expect(result.removed == 5)
