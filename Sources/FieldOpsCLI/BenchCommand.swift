@@ -96,7 +96,7 @@ struct StreamsBench: AsyncParsableCommand {
             for _ in 0..<count {
                 try producer.publishBlocking(eventType: "task.assigned", payload: payload, routing: routing)
             }
-            library.append(Double(count) / (ContinuousClock.now - start).seconds)
+            library.append(Double(count) / (ContinuousClock.now - start).secondsValue)
             if let rate = try benchmark?.run(referenceCommand, requests: count, pipeline: 1) { reference.append(rate) }
         }
         rows.append(("XADD one at a time (-c 1 -P 1)", median(library), reference.isEmpty ? nil : median(reference), pairedRatio(library, reference), "≥ 90%"))
@@ -113,7 +113,7 @@ struct StreamsBench: AsyncParsableCommand {
             for _ in 0..<batches {
                 _ = try producer.publishBatchBlocking(events)
             }
-            library.append(Double(batches * pipeline) / (ContinuousClock.now - start).seconds)
+            library.append(Double(batches * pipeline) / (ContinuousClock.now - start).secondsValue)
             if let rate = try benchmark?.run(referenceCommand, requests: pipelinedCount, pipeline: pipeline) { reference.append(rate) }
         }
         rows.append(("XADD pipelined (-c 1 -P \(pipeline))", median(library), reference.isEmpty ? nil : median(reference), pairedRatio(library, reference), "≥ 80%"))
@@ -160,7 +160,7 @@ struct StreamsBench: AsyncParsableCommand {
         try await consumer.subscribe { _ in
             if handled.add(1, ordering: .relaxed).newValue == total { consumer.close() }
         }
-        return Double(total) / (ContinuousClock.now - start).seconds
+        return Double(total) / (ContinuousClock.now - start).secondsValue
     }
 
     private func median(_ values: [Double]) -> Double {
@@ -208,8 +208,3 @@ struct RedisBenchmark {
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}

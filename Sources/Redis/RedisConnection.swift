@@ -143,27 +143,12 @@ public final class RedisConnection: Sendable {
     /// Sends the commands in `buffer` and reads one reply per command.
     /// An empty buffer sends nothing and returns no replies.
     public func pipeline(_ buffer: CommandBuffer) throws(RedisError) -> [RedisValue] {
-        guard !buffer.isEmpty else { return [] }
-        guard !buffer.hasEmptyCommand else { throw RedisError(.unexpectedReply, "a command needs at least one argument") }
-        return try handle.withLock { (handle: inout Handle) throws(RedisError) -> [RedisValue] in
-            let context = try Self.usableContext(&handle)
-            // hiredis copies the encoded commands into its output buffer.
-            let status = buffer.bytes.withUnsafeBufferPointer { encoded in
-                encoded.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
-            }
-            if status != REDIS_OK { throw Self.fail(&handle, context) }
-            var replies: [RedisValue] = []
-            replies.reserveCapacity(buffer.count)
-            for _ in 0..<buffer.count {
-                var raw: UnsafeMutableRawPointer?
-                // redisGetReply flushes the output buffer, then blocks until a reply or the timeout.
-                guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw Self.fail(&handle, context) }
-                // The reply tree is ours: decode it into Swift values, then free it once.
-                let reply = raw.assumingMemoryBound(to: redisReply.self)
-                defer { freeReplyObject(raw) }
-                replies.append(RedisValue(reply))
-            }
-            return replies
+        do {
+            return try pipeline(buffer) { $0.value }
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(.other, "\(error)")
         }
     }
 
@@ -205,7 +190,7 @@ public final class RedisConnection: Sendable {
             let context = try Self.usableContext(&handle)
             if let value = try Self.replyFromReader(&handle, context) { return value }
             var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
-            let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+            let milliseconds = Int32(clamping: timeout.milliseconds)
             let ready = poll(&descriptor, 1, milliseconds)
             if ready < 0 {
                 if errno == EINTR { return nil }

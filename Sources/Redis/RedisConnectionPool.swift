@@ -228,7 +228,7 @@ public final class RedisConnectionPool: Sendable {
                 do {
                     return try RedisConnection(configuration: redis)
                 } catch where error.code == .connectionFailed && ContinuousClock.now + delay < deadline {
-                    Thread.sleep(forTimeInterval: Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))
+                    Thread.sleep(forTimeInterval: delay.secondsValue)
                     delay = min(delay * 2, configuration.maxBackoff)
                 }
             }

@@ -123,7 +123,7 @@ public final class RedisSubscriber: Sendable {
                     delay = .milliseconds(50)
                 } catch {
                     state.withLock { $0.connection = nil }
-                    Thread.sleep(forTimeInterval: Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))
+                    Thread.sleep(forTimeInterval: delay.secondsValue)
                     delay = min(delay * 2, .seconds(1))
                 }
                 continue

@@ -224,7 +224,7 @@ public final class StreamConsumer: Sendable {
 
     private func read(id: String, block blocking: Bool = true) async throws(StreamError) -> [RawEntry] {
         let block = min(configuration.block, .seconds(1))
-        let milliseconds = max(1, Int(block.components.seconds * 1000 + block.components.attoseconds / 1_000_000_000_000_000))
+        let milliseconds = max(1, block.milliseconds)
         let command = [
             "XREADGROUP", "GROUP", group, consumer, "COUNT", String(configuration.batchSize),
         ] + (id == ">" && blocking ? ["BLOCK", String(milliseconds)] : []) + ["STREAMS", keys.stream(stream), id]
@@ -264,7 +264,7 @@ public final class StreamConsumer: Sendable {
 
     /// Dead-letters entries idle too long that reached the delivery limit, then claims the rest.
     private func reclaim(_ filter: Filter) async throws(StreamError) {
-        let idle = String(max(1, configuration.claimMinIdle.components.seconds * 1000 + configuration.claimMinIdle.components.attoseconds / 1_000_000_000_000_000))
+        let idle = String(max(1, configuration.claimMinIdle.milliseconds))
         let stuck = try await run { [keys, stream, group, batchSize = configuration.batchSize] connection in
             PendingEntry.list(try connection.command("XPENDING", keys.stream(stream), group, "IDLE", idle, "-", "+", String(batchSize)))
         }
@@ -279,13 +279,16 @@ public final class StreamConsumer: Sendable {
         }
         var cursor = "0-0"
         repeat {
-            let reply = try await run { [keys, stream, group, consumer, batchSize = configuration.batchSize, cursor] connection in
-                try connection.command("XAUTOCLAIM", keys.stream(stream), group, consumer, idle, cursor, "COUNT", String(batchSize))
+            // Reply: next cursor, claimed entries, ids whose entries were deleted (dropped from the PEL).
+            let (next, claimed) = try await run { [keys, stream, group, consumer, batchSize = configuration.batchSize, cursor] connection in
+                try connection.send(["XAUTOCLAIM", keys.stream(stream), group, consumer, idle, cursor, "COUNT", String(batchSize)]) { reply in
+                    if let message = reply.errorMessage { throw StreamError(.redis, message) }
+                    guard reply.count >= 2, let next = reply[0].string else {
+                        throw StreamError(.redis, "XAUTOCLAIM returned \(reply.value)")
+                    }
+                    return (next, try reply[1].streamEntries())
+                }
             }
-            guard let parts = reply.array, parts.count >= 2, let next = parts[0].string else {
-                throw StreamError(.redis, "XAUTOCLAIM returned \(reply)")
-            }
-            let claimed = try parts[1].streamEntries()
             if !claimed.isEmpty {
                 logger.info("reclaimed idle entries", metadata: ["count": "\(claimed.count)"])
                 var claimedCounts = counts
@@ -385,7 +388,7 @@ public final class StreamConsumer: Sendable {
     }
 
     private var leaseKey: String { keys.consumerLease(stream: stream, group: group, consumer: consumer) }
-    private var leaseMilliseconds: String { String(max(1, configuration.leaseTTL.components.seconds * 1000 + configuration.leaseTTL.components.attoseconds / 1_000_000_000_000_000)) }
+    private var leaseMilliseconds: String { String(max(1, configuration.leaseTTL.milliseconds)) }
 
     /// Claims the consumer name, waiting out the lease of a crashed previous holder.
     private func takeLease() async throws(StreamError) {

@@ -7,45 +7,6 @@ struct RawEntry: Sendable {
     let fields: [(String, String)]?
 }
 
-extension RedisValue {
-    /// Reads an XRANGE-style reply: `[[id, [field, value, …]], …]`.
-    func streamEntries() throws(StreamError) -> [RawEntry] {
-        guard case .array(let items) = self else {
-            if isNull { return [] }
-            throw StreamError(.redis, "expected a list of stream entries, got \(self)")
-        }
-        var entries: [RawEntry] = []
-        entries.reserveCapacity(items.count)
-        for item in items {
-            guard case .array(let pair) = item, pair.count == 2, let id = pair[0].string else {
-                throw StreamError(.redis, "malformed stream entry \(item)")
-            }
-            guard case .array(let flat) = pair[1] else {
-                entries.append(RawEntry(id: id, fields: nil))
-                continue
-            }
-            var fields: [(String, String)] = []
-            fields.reserveCapacity(flat.count / 2)
-            var index = 0
-            while index + 1 < flat.count {
-                fields.append((flat[index].string ?? "", flat[index + 1].string ?? ""))
-                index += 2
-            }
-            entries.append(RawEntry(id: id, fields: fields))
-        }
-        return entries
-    }
-
-    /// Reads an XREADGROUP/XREAD reply for one stream: `[[key, entries]]` or nil on timeout.
-    func readReplyEntries() throws(StreamError) -> [RawEntry] {
-        if isNull { return [] }
-        guard case .array(let streams) = self, let first = streams.first, case .array(let pair) = first, pair.count == 2 else {
-            throw StreamError(.redis, "unexpected XREADGROUP reply \(self)")
-        }
-        return try pair[1].streamEntries()
-    }
-}
-
 /// Orders stream ids `ms-seq` numerically.
 func streamID(_ lhs: String, isLessThan rhs: String) -> Bool {
     func parts(_ id: String) -> (UInt64, UInt64) {
@@ -94,5 +55,20 @@ extension RedisReplyView {
             throw StreamError(.redis, "unexpected XREADGROUP reply \(value)")
         }
         return try self[0][1].streamEntries()
+    }
+}
+
+extension RedisConnection {
+    /// Runs an XRANGE/XREVRANGE-style command and reads its entries in place.
+    func rangeEntries(_ command: [String]) throws -> [RawEntry] {
+        try send(command) { reply in
+            if let message = reply.errorMessage { throw StreamError(.redis, message) }
+            return try reply.streamEntries()
+        }
+    }
+
+    /// Runs an XREAD/XREADGROUP command on one stream and reads its entries in place.
+    func readEntries(_ command: [String]) throws -> [RawEntry] {
+        try send(command) { try $0.readReplyEntries() }
     }
 }

@@ -163,8 +163,7 @@ public final class StreamManager: Sendable {
         try StreamName.validate(name)
         try StreamName.validateID(start)
         return try await run { [keys] connection in
-            let reply = try connection.command("XRANGE", keys.stream(name), start, "+", "COUNT", String(max(1, count)))
-            return try reply.streamEntries().map { StreamEntry($0, stream: name, tenant: keys.tenant) }
+            try connection.rangeEntries(["XRANGE", keys.stream(name), start, "+", "COUNT", String(max(1, count))]).map { StreamEntry($0, stream: name, tenant: keys.tenant) }
         }
     }
 
@@ -172,8 +171,7 @@ public final class StreamManager: Sendable {
     public func lastEntries(name: String, count: Int = 10) async throws(StreamError) -> [StreamEntry] {
         try StreamName.validate(name)
         return try await run { [keys] connection in
-            let reply = try connection.command("XREVRANGE", keys.stream(name), "+", "-", "COUNT", String(max(1, count)))
-            return try reply.streamEntries().reversed().map { StreamEntry($0, stream: name, tenant: keys.tenant) }
+            try connection.rangeEntries(["XREVRANGE", keys.stream(name), "+", "-", "COUNT", String(max(1, count))]).reversed().map { StreamEntry($0, stream: name, tenant: keys.tenant) }
         }
     }
 
@@ -181,10 +179,9 @@ public final class StreamManager: Sendable {
     public func entries(name: String, after id: String, count: Int = 100, block: Duration) async throws(StreamError) -> [StreamEntry] {
         try StreamName.validate(name)
         try StreamName.validateID(id)
-        let milliseconds = String(min(block.components.seconds * 1000 + block.components.attoseconds / 1_000_000_000_000_000, 1000))
+        let milliseconds = String(max(1, min(block.milliseconds, 1000)))
         return try await run { [keys] connection in
-            let reply = try connection.command("XREAD", "COUNT", String(max(1, count)), "BLOCK", milliseconds, "STREAMS", keys.stream(name), id)
-            return try reply.readReplyEntries().map { StreamEntry($0, stream: name, tenant: keys.tenant) }
+            try connection.readEntries(["XREAD", "COUNT", String(max(1, count)), "BLOCK", milliseconds, "STREAMS", keys.stream(name), id]).map { StreamEntry($0, stream: name, tenant: keys.tenant) }
         }
     }
 
@@ -194,8 +191,7 @@ public final class StreamManager: Sendable {
     public func deadLetters(from start: String = "-", count: Int = 100) async throws(StreamError) -> [DeadLetter] {
         try StreamName.validateID(start)
         return try await run { [keys] connection in
-            let reply = try connection.command("XRANGE", keys.deadLetters, start, "+", "COUNT", String(max(1, count)))
-            return try reply.streamEntries().compactMap(DeadLetter.init)
+            try connection.rangeEntries(["XRANGE", keys.deadLetters, start, "+", "COUNT", String(max(1, count))]).compactMap(DeadLetter.init)
         }
     }
 

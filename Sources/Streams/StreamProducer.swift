@@ -234,7 +234,7 @@ public final class StreamProducer: Sendable {
         )
         var scriptKeys = [keys.stream(stream)]
         if let idempotencyKey { scriptKeys.append(keys.idempotency(idempotencyKey)) }
-        let ttl = configuration.idempotencyTTL.components.seconds * 1000
+        let ttl = configuration.idempotencyTTL.milliseconds
         let scriptArguments = [String(ttl), configuration.broadcast ? keys.channel(stream) : "", stream] + event.fields
         return .script(keys: scriptKeys, arguments: scriptArguments)
     }
