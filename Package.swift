@@ -8,10 +8,12 @@ let package = Package(
         .executable(name: "fieldops", targets: ["fieldops"]),
         .library(name: "Redis", targets: ["Redis"]),
         .library(name: "Streams", targets: ["Streams"]),
+        .library(name: "DocumentStore", targets: ["DocumentStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // hiredis, the C client. Only `Redis` imports it.
@@ -35,6 +37,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Named collections of JSON documents on SQLite (Firestore's role), with safe queries.
+        .target(
+            name: "DocumentStore",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         // The `fieldops` command line: subcommands live here so tests can reach them.
         .target(
             name: "FieldOpsCLI",
@@ -51,6 +60,7 @@ let package = Package(
         ),
         .testTarget(name: "RedisTests", dependencies: ["Redis"]),
         .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
+        .testTarget(name: "DocumentStoreTests", dependencies: ["DocumentStore"]),
         .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "Streams", "Redis"]),
     ],
     swiftLanguageModes: [.v6]
