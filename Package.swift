@@ -44,12 +44,27 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // Domain vocabulary: event types, their payloads, the task state machine. No storage.
+        .target(name: "Domain"),
+        // Projections of the streams into the document store: appliers and the projector.
+        .target(
+            name: "Projections",
+            dependencies: [
+                "Domain",
+                "Streams",
+                "DocumentStore",
+                "Redis",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The `fieldops` command line: subcommands live here so tests can reach them.
         .target(
             name: "FieldOpsCLI",
             dependencies: [
                 "Redis",
                 "Streams",
+                "DocumentStore",
+                "Projections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -61,6 +76,7 @@ let package = Package(
         .testTarget(name: "RedisTests", dependencies: ["Redis"]),
         .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
         .testTarget(name: "DocumentStoreTests", dependencies: ["DocumentStore"]),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Domain", "DocumentStore", "Streams", "Redis"]),
         .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "Streams", "Redis"]),
     ],
     swiftLanguageModes: [.v6]

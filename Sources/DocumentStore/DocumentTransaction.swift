@@ -20,20 +20,22 @@ public struct DocumentTransaction {
     }
 
     /// Applies up to 500 operations; the enclosing transaction makes them all or nothing.
+    /// - Parameter time: the write time to record (ms since 1970); projections pass the event's
+    ///   time so a rebuild writes identical rows. Defaults to now.
     @discardableResult
-    public func apply(tenant: String, _ operations: [WriteOperation]) throws(DocumentStoreError) -> [WriteResult] {
+    public func apply(tenant: String, _ operations: [WriteOperation], at time: Int64? = nil) throws(DocumentStoreError) -> [WriteResult] {
         try DocumentLimits.validateTenant(tenant)
         guard operations.count <= DocumentLimits.maxBatchOperations else {
             throw DocumentStoreError(.batchTooLarge, "a batch holds at most \(DocumentLimits.maxBatchOperations) operations; this one has \(operations.count)")
         }
         var results: [WriteResult] = []
         results.reserveCapacity(operations.count)
-        for operation in operations { results.append(try apply(tenant: tenant, operation)) }
+        let now = time ?? Int64.nowMilliseconds
+        for operation in operations { results.append(try apply(tenant: tenant, operation, now: now)) }
         return results
     }
 
-    private func apply(tenant: String, _ operation: WriteOperation) throws(DocumentStoreError) -> WriteResult {
-        let now = Int64.nowMilliseconds
+    private func apply(tenant: String, _ operation: WriteOperation, now: Int64) throws(DocumentStoreError) -> WriteResult {
         switch operation {
         case .create(let collection, let id, let data):
             let definition = try store.definition(collection)
@@ -231,6 +233,16 @@ public struct DocumentTransaction {
 }
 
 extension DocumentTransaction {
+    /// Runs `body` in a savepoint: its writes are undone if it throws, the transaction goes on.
+    public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        var result: T?
+        try db.inSavepoint {
+            result = try body()
+            return .commit
+        }
+        return result!
+    }
+
     /// Reads a PRAGMA's value (`journal_mode`, `foreign_keys`…) for diagnostics.
     public func pragma(_ name: String) throws(DocumentStoreError) -> String? {
         guard name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F }) else {

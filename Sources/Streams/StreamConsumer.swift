@@ -131,7 +131,7 @@ public final class StreamConsumer: Sendable {
         var lastClaim = ContinuousClock.now
         var backoff = Duration.milliseconds(100)
         /// A batch already delivered to this consumer, read ahead while the previous one ran.
-        var prefetched: [RawEntry]?
+        var prefetched: [StreamRecord]?
 
         while !shouldStop {
             do {
@@ -150,7 +150,7 @@ public final class StreamConsumer: Sendable {
                     try await reclaim(filter)
                     lastClaim = .now
                 }
-                let batch: [RawEntry]
+                let batch: [StreamRecord]
                 if let next = prefetched {
                     batch = next
                     prefetched = nil
@@ -222,7 +222,7 @@ public final class StreamConsumer: Sendable {
         let handler: @Sendable (StreamEvent) async throws -> Void
     }
 
-    private func read(id: String, block blocking: Bool = true) async throws(StreamError) -> [RawEntry] {
+    private func read(id: String, block blocking: Bool = true) async throws(StreamError) -> [StreamRecord] {
         let block = min(configuration.block, .seconds(1))
         let milliseconds = max(1, block.milliseconds)
         let command = [
@@ -241,7 +241,7 @@ public final class StreamConsumer: Sendable {
 
     /// Handles a full batch while the next one is fetched, so Redis and the handlers work at
     /// the same time; returns the next batch.
-    private func processReadingAhead(_ batch: [RawEntry], filter: Filter) async throws(StreamError) -> [RawEntry] {
+    private func processReadingAhead(_ batch: [StreamRecord], filter: Filter) async throws(StreamError) -> [StreamRecord] {
         do {
             async let next = read(id: ">", block: false)
             try await process(batch, deliveries: [:], filter: filter)
@@ -315,7 +315,7 @@ public final class StreamConsumer: Sendable {
 
     /// Runs the handler on every entry of the batch, then acknowledges the successes at once.
     /// - Parameter deliveries: known delivery counts; entries not in it are first deliveries.
-    private func process(_ batch: [RawEntry], deliveries: [String: Int], filter: Filter) async throws(StreamError) {
+    private func process(_ batch: [StreamRecord], deliveries: [String: Int], filter: Filter) async throws(StreamError) {
         var done: [String] = []
         done.reserveCapacity(batch.count)
         for entry in batch {

@@ -2,13 +2,18 @@ import Redis
 
 /// A raw stream entry: its id and flat fields, `nil` when the entry was deleted or trimmed
 /// while still pending.
-struct RawEntry: Sendable {
-    let id: String
-    let fields: [(String, String)]?
+public struct StreamRecord: Sendable {
+    public let id: String
+    public let fields: [(String, String)]?
+
+    public init(id: String, fields: [(String, String)]?) {
+        self.id = id
+        self.fields = fields
+    }
 }
 
 /// Orders stream ids `ms-seq` numerically.
-func streamID(_ lhs: String, isLessThan rhs: String) -> Bool {
+public func streamID(_ lhs: String, isLessThan rhs: String) -> Bool {
     func parts(_ id: String) -> (UInt64, UInt64) {
         let split = id.split(separator: "-", maxSplits: 1)
         return (UInt64(split.first ?? "") ?? 0, split.count > 1 ? UInt64(split[1]) ?? 0 : 0)
@@ -20,10 +25,10 @@ func streamID(_ lhs: String, isLessThan rhs: String) -> Bool {
 
 extension RedisReplyView {
     /// Reads an XRANGE-style reply in place, without copying it into `RedisValue`s first.
-    func streamEntries() throws(StreamError) -> [RawEntry] {
+    public func streamEntries() throws(StreamError) -> [StreamRecord] {
         if isNull { return [] }
         guard isArray else { throw StreamError(.redis, "expected a list of stream entries, got \(value)") }
-        var entries: [RawEntry] = []
+        var entries: [StreamRecord] = []
         entries.reserveCapacity(count)
         for index in 0..<count {
             let item = self[index]
@@ -32,7 +37,7 @@ extension RedisReplyView {
             }
             let flat = item[1]
             guard flat.isArray else {
-                entries.append(RawEntry(id: id, fields: nil))
+                entries.append(StreamRecord(id: id, fields: nil))
                 continue
             }
             var fields: [(String, String)] = []
@@ -42,13 +47,28 @@ extension RedisReplyView {
                 fields.append((flat[field].string ?? "", flat[field + 1].string ?? ""))
                 field += 2
             }
-            entries.append(RawEntry(id: id, fields: fields))
+            entries.append(StreamRecord(id: id, fields: fields))
         }
         return entries
     }
 
+    /// Reads an XREADGROUP/XREAD reply over several streams: each stream key with its entries.
+    public func multiStreamEntries() throws(StreamError) -> [(key: String, records: [StreamRecord])] {
+        if isNull { return [] }
+        if let message = errorMessage { throw StreamError(.redis, message) }
+        var result: [(key: String, records: [StreamRecord])] = []
+        for index in 0..<count {
+            let stream = self[index]
+            guard stream.count == 2, let key = stream[0].string else {
+                throw StreamError(.redis, "unexpected XREADGROUP reply \(value)")
+            }
+            result.append((key, try stream[1].streamEntries()))
+        }
+        return result
+    }
+
     /// Reads an XREADGROUP/XREAD reply for one stream in place.
-    func readReplyEntries() throws(StreamError) -> [RawEntry] {
+    func readReplyEntries() throws(StreamError) -> [StreamRecord] {
         if isNull { return [] }
         if let message = errorMessage { throw StreamError(.redis, message) }
         guard count >= 1, self[0].count == 2 else {
@@ -60,7 +80,7 @@ extension RedisReplyView {
 
 extension RedisConnection {
     /// Runs an XRANGE/XREVRANGE-style command and reads its entries in place.
-    func rangeEntries(_ command: [String]) throws -> [RawEntry] {
+    public func rangeEntries(_ command: [String]) throws -> [StreamRecord] {
         try send(command) { reply in
             if let message = reply.errorMessage { throw StreamError(.redis, message) }
             return try reply.streamEntries()
@@ -68,7 +88,7 @@ extension RedisConnection {
     }
 
     /// Runs an XREAD/XREADGROUP command on one stream and reads its entries in place.
-    func readEntries(_ command: [String]) throws -> [RawEntry] {
+    func readEntries(_ command: [String]) throws -> [StreamRecord] {
         try send(command) { try $0.readReplyEntries() }
     }
 }

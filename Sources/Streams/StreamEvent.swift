@@ -96,15 +96,15 @@ public struct StreamEvent: Sendable, Hashable {
 
 extension StreamEvent {
     /// Why an entry is not a valid envelope.
-    struct Malformed: Error, CustomStringConvertible {
-        let description: String
+    public struct Malformed: Error, Sendable, CustomStringConvertible {
+        public let description: String
     }
 
     /// Parses an entry's flat field list, as written by any producer (ours or a foreign `XADD`).
     ///
     /// `event_type` and `payload` are required; a missing `timestamp`, `metadata` or
     /// `schema_version` takes its default, so plain `redis-cli XADD` producers interoperate.
-    init(id: String, stream: String, tenant: String, fields: [(String, String)]) throws(Malformed) {
+    public init(id: String, stream: String, tenant: String, fields: [(String, String)]) throws(Malformed) {
         var eventType: String?
         var payload: String?
         var timestamp = ""

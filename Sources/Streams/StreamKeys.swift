@@ -34,6 +34,18 @@ public struct StreamKeys: Sendable, Hashable {
     /// SCAN pattern matching every stream key of the tenant.
     var streamPattern: String { prefix + "stream:*" }
 
+    /// Splits `tenant:{T}:stream:NAME` into tenant and stream name; `nil` for other keys.
+    public static func parse(streamKey key: String) -> (tenant: String, stream: String)? {
+        guard key.hasPrefix("tenant:{"), let close = key.range(of: "}:stream:") else { return nil }
+        let tenant = String(key[key.index(key.startIndex, offsetBy: 8)..<close.lowerBound])
+        let stream = String(key[close.upperBound...])
+        guard isIdentifier(tenant, maxLength: 64), (try? StreamName.validate(stream)) != nil else { return nil }
+        return (tenant, stream)
+    }
+
+    /// SCAN pattern matching every stream key of every tenant.
+    public static let allStreamsPattern = "tenant:{*}:stream:*"
+
     static func isIdentifier(_ text: String, maxLength: Int) -> Bool {
         !text.isEmpty && text.utf8.count <= maxLength && text.utf8.allSatisfy { byte in
             (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F

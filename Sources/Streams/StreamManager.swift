@@ -252,7 +252,7 @@ public struct StreamEntry: Sendable, Hashable {
     /// `nil` when the entry is not a valid envelope (a foreign producer's, for example).
     public let event: StreamEvent?
 
-    init(_ raw: RawEntry, stream: String, tenant: String) {
+    init(_ raw: StreamRecord, stream: String, tenant: String) {
         id = raw.id
         fields = (raw.fields ?? []).flatMap { [$0.0, $0.1] }
         event = raw.fields.flatMap { try? StreamEvent(id: raw.id, stream: stream, tenant: tenant, fields: $0) }
@@ -260,7 +260,7 @@ public struct StreamEntry: Sendable, Hashable {
 }
 
 extension DeadLetter {
-    init?(_ raw: RawEntry) {
+    init?(_ raw: StreamRecord) {
         guard let flat = raw.fields else { return nil }
         var values: [String: String] = [:]
         for (name, value) in flat { values[name] = value }

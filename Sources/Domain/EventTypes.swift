@@ -1,0 +1,34 @@
+/// The event types FieldOps writes, by stream.
+public enum EventType {
+    // chat:ROOM
+    public static let roomCreated = "room.created"
+    public static let messageCreated = "message.created"
+    public static let messageEdited = "message.edited"
+    public static let messageDeleted = "message.deleted"
+    // locationUpdates
+    public static let locationReported = "location.reported"
+    // resourceUpdates
+    public static let resourceCreated = "resource.created"
+    public static let resourceAdjusted = "resource.adjusted"
+    // taskAssignments
+    public static let taskCreated = "task.created"
+    public static let taskAssigned = "task.assigned"
+    public static let taskAccepted = "task.accepted"
+    public static let taskStarted = "task.started"
+    public static let taskCompleted = "task.completed"
+    public static let taskCancelled = "task.cancelled"
+    // notifications
+    public static let notificationCreated = "notification.created"
+    public static let notificationRead = "notification.read"
+}
+
+/// The product's streams.
+public enum StreamNames {
+    public static let locationUpdates = "locationUpdates"
+    public static let resourceUpdates = "resourceUpdates"
+    public static let taskAssignments = "taskAssignments"
+    public static let notifications = "notifications"
+
+    /// The stream of one chat room.
+    public static func chat(_ roomID: String) -> String { "chat:" + roomID }
+}

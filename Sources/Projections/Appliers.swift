@@ -1,0 +1,259 @@
+import DocumentStore
+import Domain
+import Foundation
+import Streams
+
+/// Why an event cannot take effect (an illegal transition, stock below zero…). The projector
+/// records it as failed in the ledger and goes on; it is a fact about the event, not a fault.
+public struct ApplyFailure: Error, Sendable, Hashable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// What applying an event did.
+public enum ApplyOutcome: Sendable, Hashable {
+    /// Documents changed.
+    case applied
+    /// No applier knows this event type; recorded, nothing changed.
+    case ignored
+}
+
+/// Applies one event to the documents of its tenant.
+///
+/// Appliers read and write only through the transaction and take time only from the event
+/// (its stream id), so replaying the same events yields the same documents.
+public enum Appliers {
+    /// Applies `event` inside `transaction`.
+    /// - Throws: `ApplyFailure` when the event cannot take effect; `DocumentStoreError` when storage fails.
+    public static func apply(_ event: StreamEvent, in transaction: DocumentTransaction) throws -> ApplyOutcome {
+        let context = Context(event: event, transaction: transaction)
+        switch event.eventType {
+        case EventType.roomCreated: try context.roomCreated()
+        case EventType.messageCreated: try context.messageCreated()
+        case EventType.messageEdited: try context.messageEdited()
+        case EventType.messageDeleted: try context.messageDeleted()
+        case EventType.locationReported: try context.locationReported()
+        case EventType.resourceCreated: try context.resourceCreated()
+        case EventType.resourceAdjusted: try context.resourceAdjusted()
+        case EventType.taskCreated: try context.taskCreated()
+        case EventType.taskAssigned, EventType.taskAccepted, EventType.taskStarted, EventType.taskCompleted, EventType.taskCancelled:
+            try context.taskTransition()
+        case EventType.notificationCreated: try context.notificationCreated()
+        case EventType.notificationRead: try context.notificationRead()
+        default: return .ignored
+        }
+        return .applied
+    }
+
+    /// The event's time in milliseconds: the stream id's, which Redis assigned on append.
+    public static func time(of event: StreamEvent) -> Int64 {
+        Int64(event.id.split(separator: "-").first ?? "") ?? 0
+    }
+}
+
+/// One event being applied, with helpers for its payload and documents.
+private struct Context {
+    let event: StreamEvent
+    let transaction: DocumentTransaction
+
+    var tenant: String { event.tenant }
+    var time: Int64 { Appliers.time(of: event) }
+    var timeValue: JSONValue { .number(Double(time)) }
+
+    func payload<T: Decodable>(_ type: T.Type) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(event.payload.utf8))
+        } catch {
+            throw ApplyFailure("payload of \(event.eventType) is not a valid \(T.self): \(Self.describe(error))")
+        }
+    }
+
+    func existing(_ collection: String, _ id: String) throws -> Document? {
+        try transaction.get(tenant: tenant, collection: collection, id: id)
+    }
+
+    func require(_ collection: String, _ id: String) throws -> Document {
+        guard let document = try existing(collection, id) else {
+            throw ApplyFailure("\(collection)/\(id) does not exist")
+        }
+        return document
+    }
+
+    func write(_ operations: [WriteOperation]) throws {
+        try transaction.apply(tenant: tenant, operations, at: time)
+    }
+
+    func create(_ collection: String, _ id: String, _ data: JSONValue) throws {
+        guard try existing(collection, id) == nil else { throw ApplyFailure("\(collection)/\(id) already exists") }
+        try write([.create(collection: collection, id: id, data: data)])
+    }
+
+    // MARK: - Chat
+
+    func roomCreated() throws {
+        let room = try payload(RoomCreated.self)
+        try create("rooms", room.roomId, [
+            "roomId": .string(room.roomId), "name": .string(room.name),
+            "members": .array((room.members ?? []).map(JSONValue.string)), "createdAt": timeValue,
+        ])
+    }
+
+    func messageCreated() throws {
+        let message = try payload(MessageCreated.self)
+        try create("messages", message.messageId, [
+            "messageId": .string(message.messageId), "roomId": .string(message.roomId), "senderId": .string(message.senderId),
+            "text": .string(message.text), "attachments": .array((message.attachments ?? []).map(JSONValue.string)),
+            "createdAt": timeValue, "streamId": .string(event.id), "deleted": false,
+        ])
+    }
+
+    func messageEdited() throws {
+        let edit = try payload(MessageEdited.self)
+        let message = try require("messages", edit.messageId)
+        guard message.data["deleted"] != .bool(true) else { throw ApplyFailure("messages/\(edit.messageId) was deleted and cannot be edited") }
+        try write([.update(collection: "messages", id: edit.messageId, fields: ["text": .string(edit.text), "editedAt": timeValue])])
+    }
+
+    func messageDeleted() throws {
+        let deletion = try payload(MessageDeleted.self)
+        _ = try require("messages", deletion.messageId)
+        try write([.update(collection: "messages", id: deletion.messageId, fields: ["deleted": true, "text": "", "attachments": [], "deletedAt": timeValue])])
+    }
+
+    // MARK: - Locations
+
+    func locationReported() throws {
+        let report = try payload(LocationReported.self)
+        guard (-90...90).contains(report.lat), (-180...180).contains(report.lon) else {
+            throw ApplyFailure("position \(report.lat),\(report.lon) of worker \(report.workerId) is out of range")
+        }
+        let recordedAt = report.recordedAt.flatMap(ISOTime.milliseconds) ?? time
+        try transaction.addTrackPoint(tenant: tenant, TrackPoint(
+            workerID: report.workerId, recordedAt: recordedAt, lat: report.lat, lon: report.lon,
+            accuracy: report.accuracy, speed: report.speed, heading: report.heading, eventID: event.id
+        ))
+        var location: [String: JSONValue] = ["lat": .number(report.lat), "lon": .number(report.lon), "recordedAt": .number(Double(recordedAt))]
+        if let accuracy = report.accuracy { location["accuracy"] = .number(accuracy) }
+        if let speed = report.speed { location["speed"] = .number(speed) }
+        if let heading = report.heading { location["heading"] = .number(heading) }
+        guard let worker = try existing("workers", report.workerId) else {
+            try write([.create(collection: "workers", id: report.workerId, data: [
+                "workerId": .string(report.workerId), "location": .object(location), "updatedAt": timeValue,
+            ])])
+            return
+        }
+        // A fix older than the one shown (a phone flushing its backlog) only joins the track.
+        if let shown = worker.data[path: "location.recordedAt"]?.doubleValue, Double(recordedAt) < shown { return }
+        try write([.update(collection: "workers", id: report.workerId, fields: ["location": .object(location), "updatedAt": timeValue])])
+    }
+
+    // MARK: - Resources
+
+    func resourceCreated() throws {
+        let resource = try payload(ResourceCreated.self)
+        guard resource.quantity >= 0 else { throw ApplyFailure("resources/\(resource.resourceId) cannot start with a negative quantity (\(resource.quantity))") }
+        var data: [String: JSONValue] = [
+            "resourceId": .string(resource.resourceId), "name": .string(resource.name), "quantity": .number(resource.quantity),
+            "createdAt": timeValue, "updatedAt": timeValue,
+        ]
+        if let category = resource.category { data["category"] = .string(category) }
+        if let unit = resource.unit { data["unit"] = .string(unit) }
+        try create("resources", resource.resourceId, .object(data))
+    }
+
+    func resourceAdjusted() throws {
+        let adjustment = try payload(ResourceAdjusted.self)
+        let resource = try require("resources", adjustment.resourceId)
+        let quantity = resource.data["quantity"]?.doubleValue ?? 0
+        let updated = quantity + adjustment.delta
+        guard updated >= 0 else {
+            throw ApplyFailure("adjusting resources/\(adjustment.resourceId) by \(Self.format(adjustment.delta)) would leave \(Self.format(updated)) (has \(Self.format(quantity))); stock never goes below zero")
+        }
+        var last: [String: JSONValue] = ["delta": .number(adjustment.delta), "eventId": .string(event.id)]
+        if let reason = adjustment.reason { last["reason"] = .string(reason) }
+        try write([.update(collection: "resources", id: adjustment.resourceId, fields: ["quantity": .number(updated), "updatedAt": timeValue, "lastAdjustment": .object(last)])])
+    }
+
+    // MARK: - Tasks
+
+    func taskCreated() throws {
+        let task = try payload(TaskCreated.self)
+        var data: [String: JSONValue] = [
+            "taskId": .string(task.taskId), "title": .string(task.title),
+            "status": .string((task.assigneeId == nil ? TaskStatus.open : .assigned).rawValue),
+            "createdAt": timeValue, "updatedAt": timeValue,
+        ]
+        if let description = task.description { data["description"] = .string(description) }
+        if let priority = task.priority { data["priority"] = .number(Double(priority)) }
+        if let assignee = task.assigneeId { data["assigneeId"] = .string(assignee) }
+        try create("tasks", task.taskId, .object(data))
+    }
+
+    func taskTransition() throws {
+        let transition = try payload(TaskTransition.self)
+        let task = try require("tasks", transition.taskId)
+        guard let current = task.data["status"]?.stringValue.flatMap(TaskStatus.init(rawValue:)) else {
+            throw ApplyFailure("tasks/\(transition.taskId) has no valid status")
+        }
+        guard let next = current.after(event.eventType) else {
+            throw ApplyFailure("tasks/\(transition.taskId) cannot go from \(current.rawValue) via \(event.eventType)")
+        }
+        var fields: [FieldPath: JSONValue] = ["status": .string(next.rawValue), "updatedAt": timeValue]
+        if event.eventType == EventType.taskAssigned {
+            guard let assignee = transition.assigneeId, !assignee.isEmpty else { throw ApplyFailure("task.assigned for tasks/\(transition.taskId) names no assigneeId") }
+            fields["assigneeId"] = .string(assignee)
+        }
+        if let by = transition.by { fields["lastChangedBy"] = .string(by) }
+        try write([.update(collection: "tasks", id: transition.taskId, fields: fields)])
+    }
+
+    // MARK: - Notifications
+
+    func notificationCreated() throws {
+        let notification = try payload(NotificationCreated.self)
+        var data: [String: JSONValue] = [
+            "notificationId": .string(notification.notificationId), "userId": .string(notification.userId),
+            "title": .string(notification.title), "read": false, "createdAt": timeValue,
+        ]
+        if let body = notification.body { data["body"] = .string(body) }
+        try create("notifications", notification.notificationId, .object(data))
+    }
+
+    func notificationRead() throws {
+        let read = try payload(NotificationRead.self)
+        let notification = try require("notifications", read.notificationId)
+        guard notification.data["read"] != .bool(true) else { return }
+        try write([.update(collection: "notifications", id: read.notificationId, fields: ["read": true, "readAt": timeValue])])
+    }
+
+    // MARK: - Formatting
+
+    static func format(_ number: Double) -> String {
+        number.rounded() == number ? String(Int(number)) : String(number)
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return "wrong type at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
+        case DecodingError.dataCorrupted: return "not JSON"
+        default: return "\(error)"
+        }
+    }
+}
+
+/// ISO 8601 times from payloads.
+enum ISOTime {
+    /// Milliseconds since 1970 for `2026-11-22T14:02:00Z` or `…:00.123Z` or with an offset.
+    static func milliseconds(_ text: String) -> Int64? {
+        let withFraction = ISO8601DateFormatter()
+        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let plain = ISO8601DateFormatter()
+        guard let date = withFraction.date(from: text) ?? plain.date(from: text) else { return nil }
+        return Int64((date.timeIntervalSince1970 * 1000).rounded())
+    }
+}

@@ -1,0 +1,113 @@
+import DocumentStore
+import Streams
+
+/// Entries of one stream of one tenant, in stream order.
+public struct StreamSlice: Sendable {
+    public let tenant: String
+    public let stream: String
+    public let records: [StreamRecord]
+
+    public init(tenant: String, stream: String, records: [StreamRecord]) {
+        self.tenant = tenant
+        self.stream = stream
+        self.records = records
+    }
+}
+
+/// What a batch did.
+public struct BatchReport: Sendable {
+    public var applied = 0
+    public var ignored = 0
+    /// Already in the ledger or behind the checkpoint: redeliveries, skipped.
+    public var duplicates = 0
+    public var failures: [(tenant: String, stream: String, id: String, reason: String)] = []
+    /// The checkpoint each stream reached.
+    public var checkpoints: [StreamPosition: String] = [:]
+}
+
+/// A tenant's stream.
+public struct StreamPosition: Sendable, Hashable, Codable {
+    public let tenant: String
+    public let stream: String
+
+    public init(tenant: String, stream: String) {
+        self.tenant = tenant
+        self.stream = stream
+    }
+}
+
+/// Applies batches of entries exactly once: each event's effect, its ledger row and the stream's
+/// checkpoint are written in the same SQLite transaction, and an event the ledger already holds
+/// is skipped. Used by the live projector and by rebuilds alike.
+enum ProjectionBatch {
+    static func apply(_ slices: [StreamSlice], group: String, in transaction: DocumentTransaction) throws -> BatchReport {
+        var report = BatchReport()
+        for slice in slices where !slice.records.isEmpty {
+            let checkpoint = try transaction.checkpoint(group: group, tenant: slice.tenant, stream: slice.stream)
+            for record in slice.records {
+                if let checkpoint, !streamID(checkpoint, isLessThan: record.id) {
+                    report.duplicates += 1
+                    continue
+                }
+                if try transaction.hasRecorded(group: group, tenant: slice.tenant, stream: slice.stream, eventID: record.id) {
+                    report.duplicates += 1
+                    continue
+                }
+                let outcome = try applyOne(record, slice: slice, group: group, in: transaction)
+                switch outcome {
+                case .applied: report.applied += 1
+                case .ignored: report.ignored += 1
+                case .failed(let reason): report.failures.append((slice.tenant, slice.stream, record.id, reason))
+                }
+            }
+            if let last = slice.records.last {
+                try transaction.advanceCheckpoint(group: group, tenant: slice.tenant, stream: slice.stream, to: last.id)
+                report.checkpoints[StreamPosition(tenant: slice.tenant, stream: slice.stream)] = last.id
+            }
+        }
+        return report
+    }
+
+    private enum Outcome {
+        case applied, ignored
+        case failed(String)
+    }
+
+    private static func applyOne(_ record: StreamRecord, slice: StreamSlice, group: String, in transaction: DocumentTransaction) throws -> Outcome {
+        let outcome: Outcome
+        var eventType = "?"
+        if let fields = record.fields {
+            do {
+                let event = try StreamEvent(id: record.id, stream: slice.stream, tenant: slice.tenant, fields: fields)
+                eventType = event.eventType
+                // A savepoint undoes a half-applied event that turns out to fail.
+                switch try transaction.savepoint({ try Appliers.apply(event, in: transaction) }) {
+                case .applied: outcome = .applied
+                case .ignored: outcome = .ignored
+                }
+            } catch let malformed as StreamEvent.Malformed {
+                outcome = .failed("malformed entry: \(malformed)")
+            } catch let failure as ApplyFailure {
+                outcome = .failed(failure.description)
+            } catch let error as DocumentStoreError where error.code != .storage {
+                outcome = .failed(error.message)
+            }
+        } else {
+            outcome = .failed("entry was deleted from the stream before it was applied")
+        }
+        let failure: String?
+        if case .failed(let reason) = outcome { failure = reason } else { failure = nil }
+        try transaction.record(LedgerEntry(
+            consumerGroup: group, tenant: slice.tenant, stream: slice.stream, eventID: record.id, eventType: eventType,
+            status: failure == nil ? .processed : .failed, error: failure, processedAt: Appliers.time(ofID: record.id)
+        ))
+        return outcome
+    }
+}
+
+extension Appliers {
+    /// Milliseconds of a stream id.
+    static func time(ofID id: String) -> Int64 {
+        Int64(id.split(separator: "-").first ?? "") ?? 0
+    }
+}

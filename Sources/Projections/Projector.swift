@@ -1,0 +1,264 @@
+import DocumentStore
+import Foundation
+import Logging
+import Redis
+import Streams
+import Synchronization
+
+/// Projects every stream of every tenant into the document store, as one consumer of a group.
+///
+/// Delivery is at least once (XREADGROUP, XACK after the SQLite commit); the effect is exactly
+/// once, because each event's documents, its ledger row and the stream's checkpoint commit
+/// together and a redelivered event is found in the ledger and skipped. A crash between commit
+/// and XACK only causes a redelivery.
+///
+/// Each node keeps its own SQLite read model, so each node needs every event: give every node its
+/// own group (`projector` on a single node, `projector-NODE` on several) and a stable consumer name.
+public final class Projector: Sendable {
+    public struct Configuration: Sendable {
+        /// Consumer group name; one group per SQLite store.
+        public var group: String
+        /// Stable consumer name: after a restart it recovers what it held.
+        public var consumer: String
+        /// Most entries per XREADGROUP (across streams) and per SQLite transaction.
+        public var batchSize: Int
+        /// How long a read waits for new entries; at most a second, so shutdown is quick.
+        public var block: Duration
+        /// How often to look for new streams (a new chat room, a new tenant).
+        public var discoveryInterval: Duration
+
+        public init(
+            group: String = "projector",
+            consumer: String = ProcessInfo.processInfo.hostName,
+            batchSize: Int = 1_000,
+            block: Duration = .seconds(1),
+            discoveryInterval: Duration = .seconds(2)
+        ) {
+            self.group = group
+            self.consumer = consumer
+            self.batchSize = batchSize
+            self.block = block
+            self.discoveryInterval = discoveryInterval
+        }
+    }
+
+    /// Test hooks; `nil` in production.
+    public struct Hooks: Sendable {
+        /// Runs after a batch committed and before it is acknowledged; throwing ends `run` there,
+        /// as a crash would.
+        public var afterCommit: (@Sendable () throws -> Void)?
+
+        public init(afterCommit: (@Sendable () throws -> Void)? = nil) {
+            self.afterCommit = afterCommit
+        }
+    }
+
+    public let configuration: Configuration
+    public let store: DocumentStore
+    private let pool: RedisConnectionPool
+    private let hooks: Hooks
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    private struct State {
+        var streams: Set<StreamPosition> = []
+        var applied: [StreamPosition: String] = [:]
+        var waiters: [UUID: (position: StreamPosition, id: String, continuation: CheckedContinuation<Bool, Never>)] = [:]
+        var stopRequested = false
+    }
+
+    public init(
+        redisURL: String,
+        store: DocumentStore,
+        configuration: Configuration = Configuration(),
+        hooks: Hooks = Hooks(),
+        logger: Logger = Logger(label: "fieldops.projector")
+    ) throws {
+        try StreamName.validateGroup(configuration.group)
+        try StreamName.validateConsumer(configuration.consumer)
+        self.configuration = configuration
+        self.store = store
+        self.pool = try RedisConnectionPool(url: redisURL, configuration: .init(maxConnections: 2))
+        self.hooks = hooks
+        self.logger = logger
+    }
+
+    // MARK: - Running
+
+    /// Projects until `stop()` or cancellation; finishes the batch in hand first.
+    public func run() async throws {
+        state.withLock { $0.stopRequested = false }
+        let known = try await store.read { [group = configuration.group] in try $0.checkpoints(group: group) }
+        state.withLock { state in
+            for checkpoint in known { state.applied[StreamPosition(tenant: checkpoint.tenant, stream: checkpoint.stream)] = checkpoint.lastID }
+        }
+        var recovered = false
+        var lastDiscovery = ContinuousClock.now - configuration.discoveryInterval
+        var backoff = Duration.milliseconds(100)
+        while !shouldStop {
+            do {
+                if ContinuousClock.now - lastDiscovery >= configuration.discoveryInterval {
+                    try await discover()
+                    lastDiscovery = .now
+                }
+                if !recovered {
+                    // What this consumer held before a crash comes first.
+                    while !shouldStop, try await step(after: "0") > 0 {}
+                    recovered = true
+                }
+                if streams.isEmpty {
+                    lastDiscovery = ContinuousClock.now - configuration.discoveryInterval / 2
+                }
+                if try await step(after: ">") == 0, streams.isEmpty {
+                    try await Task.sleep(for: min(configuration.block, .seconds(1)))
+                }
+                backoff = .milliseconds(100)
+            } catch let error as StreamError where error.code == .redis {
+                logger.warning("redis error; retrying", metadata: ["error": "\(error.message)", "retry_in": "\(backoff)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            } catch let error as RedisError {
+                logger.warning("redis error; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            } catch is CancellationError {
+                break
+            }
+        }
+    }
+
+    /// Asks `run` to return after the batch in hand.
+    public func stop() {
+        state.withLock { $0.stopRequested = true }
+    }
+
+    /// Closes the Redis connections; call after `run` returned.
+    public func shutdown() {
+        stop()
+        pool.close()
+    }
+
+    private var shouldStop: Bool { Task.isCancelled || state.withLock { $0.stopRequested } }
+    private var streams: [StreamPosition] { state.withLock { Array($0.streams) }.sorted { ($0.tenant, $0.stream) < ($1.tenant, $1.stream) } }
+
+    /// Finds the streams of every tenant and makes sure the group exists on each.
+    func discover() async throws {
+        let found = Set(try await ProjectionMaintenance.streams(pool, tenant: nil))
+        let new = found.subtracting(state.withLock { $0.streams })
+        guard !new.isEmpty else { return }
+        try await pool.withConnection { [group = configuration.group] connection in
+            for position in new {
+                let key = try StreamKeys(tenant: position.tenant).stream(position.stream)
+                // From the start: a new node's projector reads the whole retained history.
+                let reply = try connection.send(["XGROUP", "CREATE", key, group, "0"])
+                if case .error(let message) = reply, !message.hasPrefix("BUSYGROUP") { throw StreamError(.redis, message) }
+            }
+        }
+        state.withLock { $0.streams.formUnion(new) }
+        logger.info("projecting new streams", metadata: ["count": "\(new.count)"])
+    }
+
+    /// Reads one batch across all streams, applies it, acknowledges it; returns its size.
+    private func step(after id: String) async throws -> Int {
+        let positions = streams
+        guard !positions.isEmpty else { return 0 }
+        let slices = try await read(positions, after: id)
+        let total = slices.reduce(0) { $0 + $1.records.count }
+        guard total > 0 else { return 0 }
+        let report = try await store.write { [group = configuration.group] transaction in
+            try ProjectionBatch.apply(slices, group: group, in: transaction)
+        }
+        for failure in report.failures {
+            logger.warning("event failed", metadata: ["tenant": "\(failure.tenant)", "stream": "\(failure.stream)", "id": "\(failure.id)", "reason": "\(failure.reason)"])
+        }
+        try hooks.afterCommit?()
+        try await acknowledge(slices)
+        applied(report.checkpoints)
+        return total
+    }
+
+    private func read(_ positions: [StreamPosition], after id: String) async throws -> [StreamSlice] {
+        var keys: [String] = []
+        keys.reserveCapacity(positions.count)
+        for position in positions { keys.append(try StreamKeys(tenant: position.tenant).stream(position.stream)) }
+        let blockMilliseconds = String(max(1, min(configuration.block, .seconds(1)).milliseconds))
+        let command = ["XREADGROUP", "GROUP", configuration.group, configuration.consumer, "COUNT", String(configuration.batchSize)]
+            + (id == ">" ? ["BLOCK", blockMilliseconds] : []) + ["STREAMS"] + keys + Array(repeating: id, count: keys.count)
+        let streams = try await pool.withConnection { connection in
+            try connection.send(command) { reply -> [(key: String, records: [StreamRecord])]? in
+                // A stream was deleted (or its group destroyed) since discovery.
+                if let message = reply.errorMessage, message.hasPrefix("NOGROUP") { return nil }
+                return try reply.multiStreamEntries()
+            }
+        }
+        guard let streams else {
+            state.withLock { $0.streams = [] }
+            logger.info("a stream or its group disappeared; rediscovering")
+            return []
+        }
+        if streams.isEmpty, id == ">" { return [] }
+        return streams.compactMap { stream in
+            guard let (tenant, name) = StreamKeys.parse(streamKey: stream.key) else { return nil }
+            return StreamSlice(tenant: tenant, stream: name, records: stream.records)
+        }
+    }
+
+    private func acknowledge(_ slices: [StreamSlice]) async throws {
+        var buffer = CommandBuffer()
+        for slice in slices where !slice.records.isEmpty {
+            buffer.append(["XACK", try StreamKeys(tenant: slice.tenant).stream(slice.stream), configuration.group] + slice.records.map(\.id))
+        }
+        _ = try await pool.withConnection { [buffer] in try $0.pipeline(buffer) }
+    }
+
+    // MARK: - Read-your-writes
+
+    /// The last id applied for the stream, as far as this projector knows.
+    public func appliedID(tenant: String, stream: String) -> String? {
+        state.withLock { $0.applied[StreamPosition(tenant: tenant, stream: stream)] }
+    }
+
+    /// Waits until the entry `id` of the tenant's stream has been applied to the documents.
+    /// - Returns: false when `timeout` passed first.
+    public func waitUntilApplied(tenant: String, stream: String, id: String, timeout: Duration) async -> Bool {
+        let position = StreamPosition(tenant: tenant, stream: stream)
+        let key = UUID()
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let satisfied = self.state.withLock { state -> Bool in
+                        if let applied = state.applied[position], !streamID(applied, isLessThan: id) { return true }
+                        state.waiters[key] = (position, id, continuation)
+                        return false
+                    }
+                    if satisfied { continuation.resume(returning: true) }
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            // Whichever lost: release a still-registered waiter, stop the timer.
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: key) }
+            waiter?.continuation.resume(returning: false)
+            group.cancelAll()
+            return first
+        }
+    }
+
+    private func applied(_ checkpoints: [StreamPosition: String]) {
+        let ready = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            for (position, id) in checkpoints {
+                if let current = state.applied[position], !streamID(current, isLessThan: id) { continue }
+                state.applied[position] = id
+            }
+            let done = state.waiters.filter { _, waiter in
+                state.applied[waiter.position].map { !streamID($0, isLessThan: waiter.id) } ?? false
+            }
+            for key in done.keys { state.waiters.removeValue(forKey: key) }
+            return done.values.map(\.continuation)
+        }
+        ready.forEach { $0.resume(returning: true) }
+    }
+}
