@@ -65,6 +65,8 @@ let package = Package(
                 "Streams",
                 "DocumentStore",
                 "Projections",
+                "Domain",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -77,7 +79,7 @@ let package = Package(
         .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
         .testTarget(name: "DocumentStoreTests", dependencies: ["DocumentStore"]),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Domain", "DocumentStore", "Streams", "Redis"]),
-        .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "Streams", "Redis"]),
+        .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "Streams", "Redis", "DocumentStore", "Projections"]),
     ],
     swiftLanguageModes: [.v6]
 )

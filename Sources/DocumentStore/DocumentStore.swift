@@ -43,6 +43,8 @@ public final class DocumentStore: Sendable {
             // WAL keeps commits durable across a process crash; NORMAL skips the fsync per commit
             // (the store is a projection and can be rebuilt from the streams after power loss).
             if !db.configuration.readonly { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            // Savepoints (one per projected event) keep their journals in memory, not temp files.
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
         do {
             if path == ":memory:" {

@@ -59,7 +59,7 @@ extension DocumentTransaction {
     /// Whether `group` already recorded this event (processed or failed).
     public func hasRecorded(group: String, tenant: String, stream: String, eventID: String) throws(DocumentStoreError) -> Bool {
         try run {
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM ledger WHERE consumer_group = ? AND tenant = ? AND stream = ? AND event_id = ?", arguments: [group, tenant, stream, eventID]) ?? false
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM ledger WHERE consumer_group = ? AND tenant = ? AND stream = ? AND event_id = ?"), arguments: [group, tenant, stream, eventID]) ?? false
         }
     }
 
@@ -67,10 +67,10 @@ extension DocumentTransaction {
     @discardableResult
     public func record(_ entry: LedgerEntry) throws(DocumentStoreError) -> Bool {
         try run {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO ledger (consumer_group, tenant, stream, event_id, event_type, status, error, processed_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [entry.consumerGroup, entry.tenant, entry.stream, entry.eventID, entry.eventType, entry.status.rawValue, entry.error, entry.processedAt])
+                """).execute(arguments: [entry.consumerGroup, entry.tenant, entry.stream, entry.eventID, entry.eventType, entry.status.rawValue, entry.error, entry.processedAt])
             return db.changesCount == 1
         }
     }
@@ -95,14 +95,14 @@ extension DocumentTransaction {
     /// The last stream id `group` applied for the tenant's stream.
     public func checkpoint(group: String, tenant: String, stream: String) throws(DocumentStoreError) -> String? {
         try run {
-            try String.fetchOne(db, sql: "SELECT last_id FROM checkpoints WHERE consumer_group = ? AND tenant = ? AND stream = ?", arguments: [group, tenant, stream])
+            try String.fetchOne(db.cachedStatement(sql: "SELECT last_id FROM checkpoints WHERE consumer_group = ? AND tenant = ? AND stream = ?"), arguments: [group, tenant, stream])
         }
     }
 
     /// Every checkpoint of `group`, keyed by tenant and stream.
     public func checkpoints(group: String) throws(DocumentStoreError) -> [(tenant: String, stream: String, lastID: String, updatedAt: Int64)] {
         try run {
-            try Row.fetchAll(db, sql: "SELECT tenant, stream, last_id, updated_at FROM checkpoints WHERE consumer_group = ? ORDER BY tenant, stream", arguments: [group])
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT tenant, stream, last_id, updated_at FROM checkpoints WHERE consumer_group = ? ORDER BY tenant, stream"), arguments: [group])
                 .map { (tenant: $0[0], stream: $0[1], lastID: $0[2], updatedAt: $0[3]) }
         }
     }
@@ -112,19 +112,19 @@ extension DocumentTransaction {
         let current = try checkpoint(group: group, tenant: tenant, stream: stream)
         if let current, !Self.streamID(current, isLessThan: id) { return }
         try run {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO checkpoints (consumer_group, tenant, stream, last_id, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (consumer_group, tenant, stream) DO UPDATE SET last_id = excluded.last_id, updated_at = excluded.updated_at
-                """, arguments: [group, tenant, stream, id, Int64.nowMilliseconds])
+                """).execute(arguments: [group, tenant, stream, id, Int64.nowMilliseconds])
         }
     }
 
     /// Removes a tenant's checkpoints and ledger entries of `group` (before a rebuild).
     public func resetProjection(group: String, tenant: String) throws(DocumentStoreError) {
         try run {
-            try db.execute(sql: "DELETE FROM checkpoints WHERE consumer_group = ? AND tenant = ?", arguments: [group, tenant])
-            try db.execute(sql: "DELETE FROM ledger WHERE consumer_group = ? AND tenant = ?", arguments: [group, tenant])
-            try db.execute(sql: "DELETE FROM track_points WHERE tenant = ?", arguments: [tenant])
+            try db.cachedStatement(sql: "DELETE FROM checkpoints WHERE consumer_group = ? AND tenant = ?").execute(arguments: [group, tenant])
+            try db.cachedStatement(sql: "DELETE FROM ledger WHERE consumer_group = ? AND tenant = ?").execute(arguments: [group, tenant])
+            try db.cachedStatement(sql: "DELETE FROM track_points WHERE tenant = ?").execute(arguments: [tenant])
         }
     }
 
@@ -133,20 +133,20 @@ extension DocumentTransaction {
     /// Adds a track point; a second point from the same event is ignored.
     public func addTrackPoint(tenant: String, _ point: TrackPoint) throws(DocumentStoreError) {
         try run {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO track_points (tenant, worker_id, recorded_at, lat, lon, accuracy, speed, heading, event_id)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [tenant, point.workerID, point.recordedAt, point.lat, point.lon, point.accuracy, point.speed, point.heading, point.eventID])
+                """).execute(arguments: [tenant, point.workerID, point.recordedAt, point.lat, point.lon, point.accuracy, point.speed, point.heading, point.eventID])
         }
     }
 
     /// A worker's track between two times (milliseconds), oldest first.
     public func track(tenant: String, workerID: String, from start: Int64, to end: Int64, limit: Int = 10_000) throws(DocumentStoreError) -> [TrackPoint] {
         try run {
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT worker_id, recorded_at, lat, lon, accuracy, speed, heading, event_id FROM track_points
                 WHERE tenant = ? AND worker_id = ? AND recorded_at BETWEEN ? AND ? ORDER BY recorded_at LIMIT ?
-                """, arguments: [tenant, workerID, start, end, max(1, min(limit, 100_000))]).map {
+                """), arguments: [tenant, workerID, start, end, max(1, min(limit, 100_000))]).map {
                 TrackPoint(workerID: $0[0], recordedAt: $0[1], lat: $0[2], lon: $0[3], accuracy: $0[4], speed: $0[5], heading: $0[6], eventID: $0[7])
             }
         }

@@ -14,7 +14,7 @@ public struct DocumentTransaction {
         try DocumentLimits.validateTenant(tenant)
         let definition = try store.definition(collection)
         return try run {
-            try Row.fetchOne(db, sql: "SELECT id, body, created_at, updated_at, version FROM \(definition.table) WHERE tenant = ? AND id = ?", arguments: [tenant, id])
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, body, created_at, updated_at, version FROM \(definition.table) WHERE tenant = ? AND id = ?"), arguments: [tenant, id])
                 .map { try document($0, collection: collection) }
         }
     }
@@ -42,7 +42,7 @@ public struct DocumentTransaction {
             try DocumentLimits.validateID(id)
             let body = try DocumentLimits.encode(data, id: id)
             let inserted = try run {
-                try db.execute(sql: "INSERT OR IGNORE INTO \(definition.table) (tenant, id, body, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, 1)", arguments: [tenant, id, body, now, now])
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO \(definition.table) (tenant, id, body, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, 1)").execute(arguments: [tenant, id, body, now, now])
                 return db.changesCount == 1
             }
             guard inserted else { throw DocumentStoreError(.alreadyExists, "\(collection)/\(id) already exists") }
@@ -55,10 +55,10 @@ public struct DocumentTransaction {
             let current = try version(definition, tenant: tenant, id: id)
             try check(ifVersion, against: current, collection: collection, id: id)
             try run {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO \(definition.table) (tenant, id, body, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, 1)
                     ON CONFLICT (tenant, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at, version = version + 1
-                    """, arguments: [tenant, id, body, now, now])
+                    """).execute(arguments: [tenant, id, body, now, now])
             }
             return WriteResult(collection: collection, id: id, version: (current ?? 0) + 1)
 
@@ -74,7 +74,7 @@ public struct DocumentTransaction {
             let definition = try store.definition(collection)
             let body = try DocumentLimits.encode(existing.data, id: id)
             try run {
-                try db.execute(sql: "UPDATE \(definition.table) SET body = ?, updated_at = ?, version = version + 1 WHERE tenant = ? AND id = ?", arguments: [body, now, tenant, id])
+                try db.cachedStatement(sql: "UPDATE \(definition.table) SET body = ?, updated_at = ?, version = version + 1 WHERE tenant = ? AND id = ?").execute(arguments: [body, now, tenant, id])
             }
             return WriteResult(collection: collection, id: id, version: existing.version + 1)
 
@@ -83,13 +83,13 @@ public struct DocumentTransaction {
             if ifVersion != nil {
                 try check(ifVersion, against: try version(definition, tenant: tenant, id: id), collection: collection, id: id)
             }
-            try run { try db.execute(sql: "DELETE FROM \(definition.table) WHERE tenant = ? AND id = ?", arguments: [tenant, id]) }
+            try run { try db.cachedStatement(sql: "DELETE FROM \(definition.table) WHERE tenant = ? AND id = ?").execute(arguments: [tenant, id]) }
             return WriteResult(collection: collection, id: id, version: 0)
         }
     }
 
     private func version(_ definition: CollectionDefinition, tenant: String, id: String) throws(DocumentStoreError) -> Int? {
-        try run { try Int.fetchOne(db, sql: "SELECT version FROM \(definition.table) WHERE tenant = ? AND id = ?", arguments: [tenant, id]) }
+        try run { try Int.fetchOne(db.cachedStatement(sql: "SELECT version FROM \(definition.table) WHERE tenant = ? AND id = ?"), arguments: [tenant, id]) }
     }
 
     private func check(_ expected: Int?, against current: Int?, collection: String, id: String) throws(DocumentStoreError) {
@@ -103,7 +103,7 @@ public struct DocumentTransaction {
     public func deleteAll(tenant: String, collection: String) throws(DocumentStoreError) -> Int {
         let definition = try store.definition(collection)
         return try run {
-            try db.execute(sql: "DELETE FROM \(definition.table) WHERE tenant = ?", arguments: [tenant])
+            try db.cachedStatement(sql: "DELETE FROM \(definition.table) WHERE tenant = ?").execute(arguments: [tenant])
             return db.changesCount
         }
     }
@@ -203,7 +203,7 @@ public struct DocumentTransaction {
         guard let missing = fields.first(where: { !definition.isIndexed($0) }) else { return }
         let limit = store.configuration.scanLimit
         let size = try run {
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT 1 FROM \(definition.table) WHERE tenant = ? LIMIT ?)", arguments: [tenant, limit + 1]) ?? 0
+            try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM (SELECT 1 FROM \(definition.table) WHERE tenant = ? LIMIT ?)"), arguments: [tenant, limit + 1]) ?? 0
         }
         guard size > limit else { return }
         throw DocumentStoreError(
@@ -234,13 +234,19 @@ public struct DocumentTransaction {
 
 extension DocumentTransaction {
     /// Runs `body` in a savepoint: its writes are undone if it throws, the transaction goes on.
+    ///
+    /// Uses cached statements: a projection opens one savepoint per event.
     public func savepoint<T>(_ body: () throws -> T) throws -> T {
-        var result: T?
-        try db.inSavepoint {
-            result = try body()
-            return .commit
+        try db.cachedStatement(sql: "SAVEPOINT document_write").execute()
+        do {
+            let result = try body()
+            try db.cachedStatement(sql: "RELEASE document_write").execute()
+            return result
+        } catch {
+            try db.cachedStatement(sql: "ROLLBACK TO document_write").execute()
+            try db.cachedStatement(sql: "RELEASE document_write").execute()
+            throw error
         }
-        return result!
     }
 
     /// Reads a PRAGMA's value (`journal_mode`, `foreign_keys`…) for diagnostics.

@@ -101,10 +101,10 @@ extension JSONValue: Codable {
 
 extension JSONValue {
     /// Parses JSON text.
-    /// - Throws: `DocumentStoreError` `invalid_json`.
+    /// - Throws: `DocumentStoreError` `invalid_json` naming where the text went wrong.
     public init(jsonText: String) throws(DocumentStoreError) {
         do {
-            self = try JSONDecoder().decode(JSONValue.self, from: Data(jsonText.utf8))
+            self = try JSONText.parse(jsonText)
         } catch {
             throw DocumentStoreError(.invalidJSON, "not valid JSON: \(error)")
         }
@@ -112,9 +112,7 @@ extension JSONValue {
 
     /// Compact JSON text with sorted keys.
     public var jsonText: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "null"
+        JSONText.write(self)
     }
 }
 

@@ -63,9 +63,12 @@ private struct Context {
     var time: Int64 { Appliers.time(of: event) }
     var timeValue: JSONValue { .number(Double(time)) }
 
+    /// One decoder for all events: it holds no per-call state.
+    static let decoder = JSONDecoder()
+
     func payload<T: Decodable>(_ type: T.Type) throws -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data(event.payload.utf8))
+            return try Self.decoder.decode(T.self, from: Data(event.payload.utf8))
         } catch {
             throw ApplyFailure("payload of \(event.eventType) is not a valid \(T.self): \(Self.describe(error))")
         }
@@ -84,6 +87,13 @@ private struct Context {
 
     func write(_ operations: [WriteOperation]) throws {
         try transaction.apply(tenant: tenant, operations, at: time)
+    }
+
+    /// Writes the document read as `document` with `changes` applied, in one statement.
+    func update(_ document: Document, _ changes: [FieldPath: JSONValue]) throws {
+        var data = document.data
+        for (path, value) in changes { data.set(value, at: path) }
+        try write([.set(collection: document.collection, id: document.id, data: data, ifVersion: document.version)])
     }
 
     func create(_ collection: String, _ id: String, _ data: JSONValue) throws {
@@ -114,13 +124,13 @@ private struct Context {
         let edit = try payload(MessageEdited.self)
         let message = try require("messages", edit.messageId)
         guard message.data["deleted"] != .bool(true) else { throw ApplyFailure("messages/\(edit.messageId) was deleted and cannot be edited") }
-        try write([.update(collection: "messages", id: edit.messageId, fields: ["text": .string(edit.text), "editedAt": timeValue])])
+        try update(message, ["text": .string(edit.text), "editedAt": timeValue])
     }
 
     func messageDeleted() throws {
         let deletion = try payload(MessageDeleted.self)
-        _ = try require("messages", deletion.messageId)
-        try write([.update(collection: "messages", id: deletion.messageId, fields: ["deleted": true, "text": "", "attachments": [], "deletedAt": timeValue])])
+        let message = try require("messages", deletion.messageId)
+        try update(message, ["deleted": true, "text": "", "attachments": [], "deletedAt": timeValue])
     }
 
     // MARK: - Locations
@@ -147,7 +157,7 @@ private struct Context {
         }
         // A fix older than the one shown (a phone flushing its backlog) only joins the track.
         if let shown = worker.data[path: "location.recordedAt"]?.doubleValue, Double(recordedAt) < shown { return }
-        try write([.update(collection: "workers", id: report.workerId, fields: ["location": .object(location), "updatedAt": timeValue])])
+        try update(worker, ["location": .object(location), "updatedAt": timeValue])
     }
 
     // MARK: - Resources
@@ -174,7 +184,7 @@ private struct Context {
         }
         var last: [String: JSONValue] = ["delta": .number(adjustment.delta), "eventId": .string(event.id)]
         if let reason = adjustment.reason { last["reason"] = .string(reason) }
-        try write([.update(collection: "resources", id: adjustment.resourceId, fields: ["quantity": .number(updated), "updatedAt": timeValue, "lastAdjustment": .object(last)])])
+        try update(resource, ["quantity": .number(updated), "updatedAt": timeValue, "lastAdjustment": .object(last)])
     }
 
     // MARK: - Tasks
@@ -207,7 +217,7 @@ private struct Context {
             fields["assigneeId"] = .string(assignee)
         }
         if let by = transition.by { fields["lastChangedBy"] = .string(by) }
-        try write([.update(collection: "tasks", id: transition.taskId, fields: fields)])
+        try update(task, fields)
     }
 
     // MARK: - Notifications
@@ -226,7 +236,7 @@ private struct Context {
         let read = try payload(NotificationRead.self)
         let notification = try require("notifications", read.notificationId)
         guard notification.data["read"] != .bool(true) else { return }
-        try write([.update(collection: "notifications", id: read.notificationId, fields: ["read": true, "readAt": timeValue])])
+        try update(notification, ["read": true, "readAt": timeValue])
     }
 
     // MARK: - Formatting

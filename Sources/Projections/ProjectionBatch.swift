@@ -49,10 +49,8 @@ enum ProjectionBatch {
                     report.duplicates += 1
                     continue
                 }
-                if try transaction.hasRecorded(group: group, tenant: slice.tenant, stream: slice.stream, eventID: record.id) {
-                    report.duplicates += 1
-                    continue
-                }
+                // Past the checkpoint means not yet applied: the checkpoint moves in the same
+                // transaction as the ledger rows, in stream order.
                 let outcome = try applyOne(record, slice: slice, group: group, in: transaction)
                 switch outcome {
                 case .applied: report.applied += 1

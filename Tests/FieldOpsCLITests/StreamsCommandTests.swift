@@ -1,4 +1,6 @@
 import ArgumentParser
+import DocumentStore
+import Projections
 import FieldOpsCLI
 import Foundation
 import Redis
@@ -184,5 +186,42 @@ final class StreamsCommandTests {
         // The benchmark cleans up after itself.
         let redis = try RedisConnection(url: context.server.url)
         #expect(try redis.command("EXISTS", "tenant:{bench}:stream:bench", "tenant:{bench}:stream:reference").int == 0)
+    }
+}
+
+@Suite("fieldops projections against a real redis-server and SQLite file")
+final class ProjectionsCommandTests {
+    let context: CLIContext
+    let storage: String
+
+    init() throws {
+        context = try CLIContext()
+        storage = NSTemporaryDirectory() + "fo-cli-\(UUID().uuidString.prefix(8))"
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: storage)
+    }
+
+    func projections(_ arguments: String...) async throws -> String {
+        try await context.run(["projections"] + arguments + ["--redis-url", context.server.url, "--tenant", "acme", "--storage", storage])
+    }
+
+    @Test func rebuildThenStatusShowsNoLag() async throws {
+        let producer = try StreamProducer(redisURL: context.server.url, tenant: "acme", stream: "taskAssignments")
+        for n in 0..<5 {
+            try await producer.publish(eventType: "task.created", payload: #"{"taskId":"t\#(n)","title":"Task \#(n)"}"#)
+        }
+        try await producer.publish(eventType: "task.started", payload: #"{"taskId":"t0"}"#)
+        let before = try await projections("status")
+        #expect(before.contains("acme") && before.contains("taskAssignments") && before.contains("  6  "))
+        let rebuilt = try await projections("rebuild")
+        #expect(rebuilt.hasPrefix("Rebuilt acme: 1 streams, 6 events replayed"))
+        #expect(rebuilt.contains("5 applied, 1 failed"))
+        let json = try await projections("status", "--json")
+        let statuses = try JSONDecoder().decode([ProjectionStatus].self, from: Data(json.utf8))
+        #expect(statuses.map(\.lagEntries) == [0])
+        let store = try DocumentStore(path: storage + "/fieldops.sqlite")
+        #expect(try await store.count(tenant: "acme", Query("tasks")) == 5)
     }
 }

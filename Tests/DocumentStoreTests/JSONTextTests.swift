@@ -1,0 +1,60 @@
+import DocumentStore
+import Foundation
+import Testing
+
+@Suite("JSON text reading and writing")
+struct JSONTextTests {
+    static func randomValue(_ rng: inout SplitMix64, depth: Int = 0) -> JSONValue {
+        switch Int.random(in: 0..<(depth > 3 ? 4 : 6), using: &rng) {
+        case 0: return .null
+        case 1: return .bool(Bool.random(using: &rng))
+        case 2:
+            return Bool.random(using: &rng)
+                ? .number(Double(Int.random(in: -1_000_000...1_000_000, using: &rng)))
+                : .number(Double.random(in: -1e6...1e6, using: &rng))
+        case 3:
+            let alphabet = Array("aZ09 \"\\/\n\t\u{01}é€😀")
+            return .string(String((0..<Int.random(in: 0...12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }))
+        case 4: return .array((0..<Int.random(in: 0...4, using: &rng)).map { _ in randomValue(&rng, depth: depth + 1) })
+        default:
+            var fields: [String: JSONValue] = [:]
+            for index in 0..<Int.random(in: 0...4, using: &rng) { fields["k\(index)\(Bool.random(using: &rng) ? "é" : "")"] = randomValue(&rng, depth: depth + 1) }
+            return .object(fields)
+        }
+    }
+
+    @Test(arguments: 0..<5)
+    func writtenTextParsesBackAndAgreesWithFoundation(seed: UInt64) throws {
+        var rng = SplitMix64(state: seed + 99)
+        for _ in 0..<300 {
+            let value = Self.randomValue(&rng)
+            let text = value.jsonText
+            #expect(try JSONValue(jsonText: text) == value, "\(text)")
+            // Foundation reads the same text to the same value.
+            let foundation = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            #expect(foundation == value, "\(text)")
+        }
+    }
+
+    @Test func readsWhatOtherWritersWrite() throws {
+        let text = #" { "a" : [1, -2.5e3, 0.125, true, false, null], "b\u00e9" : "line\nbreak \"quoted\" \/ \ud83d\ude00", "c": {} , "d": [] } "#
+        let value = try JSONValue(jsonText: text)
+        #expect(value == ["a": [1, -2500, 0.125, true, false, nil], "bé": "line\nbreak \"quoted\" / 😀", "c": [:], "d": []])
+        #expect(try JSONValue(jsonText: "12345678901234567890").doubleValue == 12345678901234567890)
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\":1,}", "{'a':1}", "01", "1.", "-", "tru", "nul", "\"\u{01}\"", "\"\\x\"", "\"\\ud800\"",
+        "[1] 2", "{\"a\" 1}", "1e", "NaN", "Infinity", "1e999",
+    ])
+    func rejectsInvalidText(text: String) {
+        #expect(throws: DocumentStoreError.self) { try JSONValue(jsonText: text) }
+    }
+
+    @Test func refusesNestingDeepEnoughToHurt() {
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect(throws: DocumentStoreError.self) { try JSONValue(jsonText: deep) }
+        let fine = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect((try? JSONValue(jsonText: fine)) != nil)
+    }
+}
