@@ -58,17 +58,24 @@ public enum Appliers {
 private struct Context {
     let event: StreamEvent
     let transaction: DocumentTransaction
+    /// The event's time, read once from its id.
+    let time: Int64
+    let timeValue: JSONValue
+
+    init(event: StreamEvent, transaction: DocumentTransaction) {
+        self.event = event
+        self.transaction = transaction
+        self.time = Appliers.time(of: event)
+        self.timeValue = .number(Double(time))
+    }
 
     var tenant: String { event.tenant }
-    var time: Int64 { Appliers.time(of: event) }
-    var timeValue: JSONValue { .number(Double(time)) }
-
-    /// One decoder for all events: it holds no per-call state.
-    static let decoder = JSONDecoder()
 
     func payload<T: Decodable>(_ type: T.Type) throws -> T {
         do {
-            return try Self.decoder.decode(T.self, from: Data(event.payload.utf8))
+            return try JSONValue.decode(T.self, fromJSON: event.payload)
+        } catch let error as DocumentStoreError {
+            throw ApplyFailure("payload of \(event.eventType) is not JSON: \(error.message)")
         } catch {
             throw ApplyFailure("payload of \(event.eventType) is not a valid \(T.self): \(Self.describe(error))")
         }
@@ -250,7 +257,7 @@ private struct Context {
         case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
         case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
             return "wrong type at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
-        case DecodingError.dataCorrupted: return "not JSON"
+        case DecodingError.dataCorrupted(let context): return context.debugDescription
         default: return "\(error)"
         }
     }

@@ -95,6 +95,8 @@ public final class Projector: Sendable {
         var recovered = false
         var lastDiscovery = ContinuousClock.now - configuration.discoveryInterval
         var backoff = Duration.milliseconds(100)
+        /// A batch read ahead, delivered to this consumer and not yet applied.
+        var ahead: [StreamSlice]?
         while !shouldStop {
             do {
                 if ContinuousClock.now - lastDiscovery >= configuration.discoveryInterval {
@@ -109,21 +111,32 @@ public final class Projector: Sendable {
                 if streams.isEmpty {
                     lastDiscovery = ContinuousClock.now - configuration.discoveryInterval / 2
                 }
-                if try await step(after: ">") == 0, streams.isEmpty {
+                let (count, next) = try await step(after: ">", given: ahead, readAhead: true)
+                ahead = next
+                if count == 0, streams.isEmpty {
                     try await Task.sleep(for: min(configuration.block, .seconds(1)))
                 }
                 backoff = .milliseconds(100)
             } catch let error as StreamError where error.code == .redis {
+                // Entries delivered but not acknowledged are read again from this consumer's history.
+                recovered = false
+                ahead = nil
                 logger.warning("redis error; retrying", metadata: ["error": "\(error.message)", "retry_in": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             } catch let error as RedisError {
+                recovered = false
+                ahead = nil
                 logger.warning("redis error; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             } catch is CancellationError {
                 break
             }
+        }
+        // The batch read ahead is in hand too: apply it rather than leave it pending.
+        if let ahead {
+            _ = try await step(after: ">", given: ahead, readAhead: false)
         }
     }
 
@@ -160,11 +173,21 @@ public final class Projector: Sendable {
 
     /// Reads one batch across all streams, applies it, acknowledges it; returns its size.
     private func step(after id: String) async throws -> Int {
+        try await step(after: id, given: nil, readAhead: false).count
+    }
+
+    /// Applies one batch — `given`, or one read now — and acknowledges it. With `readAhead`, a
+    /// full batch's successor is read while this one is applied, so Redis and SQLite work at the
+    /// same time; it is returned for the next step.
+    private func step(after id: String, given: [StreamSlice]?, readAhead: Bool) async throws -> (count: Int, next: [StreamSlice]?) {
         let positions = streams
-        guard !positions.isEmpty else { return 0 }
-        let slices = try await read(positions, after: id)
+        guard !positions.isEmpty || given != nil else { return (0, nil) }
+        let slices: [StreamSlice]
+        if let given { slices = given } else { slices = try await read(positions, after: id) }
         let total = slices.reduce(0) { $0 + $1.records.count }
-        guard total > 0 else { return 0 }
+        guard total > 0 else { return (0, nil) }
+        let prefetch = readAhead && total >= configuration.batchSize && !shouldStop
+        async let ahead: [StreamSlice]? = prefetch ? try await read(positions, after: ">") : nil
         let report = try await store.write { [group = configuration.group] transaction in
             try ProjectionBatch.apply(slices, group: group, in: transaction)
         }
@@ -174,7 +197,7 @@ public final class Projector: Sendable {
         try hooks.afterCommit?()
         try await acknowledge(slices)
         applied(report.checkpoints)
-        return total
+        return (total, try await ahead)
     }
 
     private func read(_ positions: [StreamPosition], after id: String) async throws -> [StreamSlice] {

@@ -58,3 +58,40 @@ struct JSONTextTests {
         #expect((try? JSONValue(jsonText: fine)) != nil)
     }
 }
+
+@Suite("Decoding from JSONValue")
+struct JSONValueDecodingTests {
+    struct Payload: Codable, Equatable {
+        struct Point: Codable, Equatable { var lat: Double; var lon: Double }
+        var id: String
+        var count: Int
+        var ratio: Double
+        var flag: Bool
+        var tags: [String]
+        var point: Point?
+        var note: String?
+    }
+
+    @Test func decodesLikeJSONDecoder() throws {
+        let text = #"{"id":"t1","count":3,"ratio":0.5,"flag":true,"tags":["a","b"],"point":{"lat":52.5,"lon":13.4},"note":null}"#
+        let ours = try JSONValue.decode(Payload.self, fromJSON: text)
+        let foundation = try JSONDecoder().decode(Payload.self, from: Data(text.utf8))
+        #expect(ours == foundation)
+        #expect(ours.note == nil && ours.point?.lon == 13.4)
+    }
+
+    @Test func reportsMissingAndMistypedFields() {
+        #expect {
+            try JSONValue.decode(Payload.self, fromJSON: #"{"id":"t1"}"#)
+        } throws: { error in
+            if case DecodingError.keyNotFound(let key, _) = error { return key.stringValue == "count" }
+            return false
+        }
+        #expect {
+            try JSONValue.decode(Payload.self, fromJSON: #"{"id":"t1","count":2.5,"ratio":1,"flag":true,"tags":[]}"#)
+        } throws: { error in
+            if case DecodingError.typeMismatch(_, let context) = error { return context.codingPath.map(\.stringValue) == ["count"] }
+            return false
+        }
+    }
+}
