@@ -24,78 +24,10 @@ public struct DocumentTransaction {
     ///   time so a rebuild writes identical rows. Defaults to now.
     @discardableResult
     public func apply(tenant: String, _ operations: [WriteOperation], at time: Int64? = nil) throws(DocumentStoreError) -> [WriteResult] {
-        try DocumentLimits.validateTenant(tenant)
-        guard operations.count <= DocumentLimits.maxBatchOperations else {
-            throw DocumentStoreError(.batchTooLarge, "a batch holds at most \(DocumentLimits.maxBatchOperations) operations; this one has \(operations.count)")
-        }
-        var results: [WriteResult] = []
-        results.reserveCapacity(operations.count)
-        let now = time ?? Int64.nowMilliseconds
-        for operation in operations { results.append(try apply(tenant: tenant, operation, now: now)) }
+        let workspace = DocumentWorkspace(self)
+        let results = try workspace.apply(tenant: tenant, operations, at: time)
+        try workspace.flush()
         return results
-    }
-
-    private func apply(tenant: String, _ operation: WriteOperation, now: Int64) throws(DocumentStoreError) -> WriteResult {
-        switch operation {
-        case .create(let collection, let id, let data):
-            let definition = try store.definition(collection)
-            try DocumentLimits.validateID(id)
-            let body = try DocumentLimits.encode(data, id: id)
-            let inserted = try run {
-                try db.cachedStatement(sql: "INSERT OR IGNORE INTO \(definition.table) (tenant, id, body, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, 1)").execute(arguments: [tenant, id, body, now, now])
-                return db.changesCount == 1
-            }
-            guard inserted else { throw DocumentStoreError(.alreadyExists, "\(collection)/\(id) already exists") }
-            return WriteResult(collection: collection, id: id, version: 1)
-
-        case .set(let collection, let id, let data, let ifVersion):
-            let definition = try store.definition(collection)
-            try DocumentLimits.validateID(id)
-            let body = try DocumentLimits.encode(data, id: id)
-            let current = try version(definition, tenant: tenant, id: id)
-            try check(ifVersion, against: current, collection: collection, id: id)
-            try run {
-                try db.cachedStatement(sql: """
-                    INSERT INTO \(definition.table) (tenant, id, body, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, 1)
-                    ON CONFLICT (tenant, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at, version = version + 1
-                    """).execute(arguments: [tenant, id, body, now, now])
-            }
-            return WriteResult(collection: collection, id: id, version: (current ?? 0) + 1)
-
-        case .update(let collection, let id, let fields, let ifVersion):
-            guard var existing = try get(tenant: tenant, collection: collection, id: id) else {
-                throw DocumentStoreError(.notFound, "\(collection)/\(id) does not exist")
-            }
-            try check(ifVersion, against: existing.version, collection: collection, id: id)
-            for (path, value) in fields.sorted(by: { $0.key.description < $1.key.description }) {
-                guard !path.isDocumentID else { throw DocumentStoreError(.invalidFieldPath, "the document id cannot be updated") }
-                existing.data.set(value, at: path)
-            }
-            let definition = try store.definition(collection)
-            let body = try DocumentLimits.encode(existing.data, id: id)
-            try run {
-                try db.cachedStatement(sql: "UPDATE \(definition.table) SET body = ?, updated_at = ?, version = version + 1 WHERE tenant = ? AND id = ?").execute(arguments: [body, now, tenant, id])
-            }
-            return WriteResult(collection: collection, id: id, version: existing.version + 1)
-
-        case .delete(let collection, let id, let ifVersion):
-            let definition = try store.definition(collection)
-            if ifVersion != nil {
-                try check(ifVersion, against: try version(definition, tenant: tenant, id: id), collection: collection, id: id)
-            }
-            try run { try db.cachedStatement(sql: "DELETE FROM \(definition.table) WHERE tenant = ? AND id = ?").execute(arguments: [tenant, id]) }
-            return WriteResult(collection: collection, id: id, version: 0)
-        }
-    }
-
-    private func version(_ definition: CollectionDefinition, tenant: String, id: String) throws(DocumentStoreError) -> Int? {
-        try run { try Int.fetchOne(db.cachedStatement(sql: "SELECT version FROM \(definition.table) WHERE tenant = ? AND id = ?"), arguments: [tenant, id]) }
-    }
-
-    private func check(_ expected: Int?, against current: Int?, collection: String, id: String) throws(DocumentStoreError) {
-        guard let expected, expected != (current ?? 0) else { return }
-        let actual = current.map { "version \($0)" } ?? "no document"
-        throw DocumentStoreError(.versionConflict, "\(collection)/\(id) expected version \(expected) but found \(actual)")
     }
 
     /// Deletes every document of a tenant in a collection; returns how many.

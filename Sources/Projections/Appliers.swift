@@ -26,10 +26,11 @@ public enum ApplyOutcome: Sendable, Hashable {
 /// Appliers read and write only through the transaction and take time only from the event
 /// (its stream id), so replaying the same events yields the same documents.
 public enum Appliers {
-    /// Applies `event` inside `transaction`.
+    /// Applies `event` to the documents of `workspace`, all or nothing: the applier plans its
+    /// writes, and they reach the workspace only if it finishes without failing.
     /// - Throws: `ApplyFailure` when the event cannot take effect; `DocumentStoreError` when storage fails.
-    public static func apply(_ event: StreamEvent, in transaction: DocumentTransaction) throws -> ApplyOutcome {
-        let context = Context(event: event, transaction: transaction)
+    public static func apply(_ event: StreamEvent, in workspace: DocumentWorkspace) throws -> ApplyOutcome {
+        let context = Context(event: event, workspace: workspace)
         switch event.eventType {
         case EventType.roomCreated: try context.roomCreated()
         case EventType.messageCreated: try context.messageCreated()
@@ -45,28 +46,37 @@ public enum Appliers {
         case EventType.notificationRead: try context.notificationRead()
         default: return .ignored
         }
+        try context.commit()
         return .applied
     }
 
     /// The event's time in milliseconds: the stream id's, which Redis assigned on append.
     public static func time(of event: StreamEvent) -> Int64 {
-        Int64(event.id.split(separator: "-").first ?? "") ?? 0
+        Int64(streamIDParts(event.id).milliseconds)
     }
 }
 
 /// One event being applied, with helpers for its payload and documents.
-private struct Context {
+private final class Context {
     let event: StreamEvent
-    let transaction: DocumentTransaction
+    let workspace: DocumentWorkspace
     /// The event's time, read once from its id.
     let time: Int64
     let timeValue: JSONValue
+    /// Writes planned by the applier, committed together when it succeeds.
+    private var operations: [WriteOperation] = []
+    private var trackPoints: [TrackPoint] = []
 
-    init(event: StreamEvent, transaction: DocumentTransaction) {
+    init(event: StreamEvent, workspace: DocumentWorkspace) {
         self.event = event
-        self.transaction = transaction
+        self.workspace = workspace
         self.time = Appliers.time(of: event)
         self.timeValue = .number(Double(time))
+    }
+
+    func commit() throws {
+        if !operations.isEmpty { try workspace.apply(tenant: tenant, operations, at: time) }
+        for point in trackPoints { workspace.addTrackPoint(tenant: tenant, point) }
     }
 
     var tenant: String { event.tenant }
@@ -82,7 +92,7 @@ private struct Context {
     }
 
     func existing(_ collection: String, _ id: String) throws -> Document? {
-        try transaction.get(tenant: tenant, collection: collection, id: id)
+        try workspace.get(tenant: tenant, collection: collection, id: id)
     }
 
     func require(_ collection: String, _ id: String) throws -> Document {
@@ -92,20 +102,20 @@ private struct Context {
         return document
     }
 
-    func write(_ operations: [WriteOperation]) throws {
-        try transaction.apply(tenant: tenant, operations, at: time)
+    func write(_ operations: [WriteOperation]) {
+        self.operations += operations
     }
 
     /// Writes the document read as `document` with `changes` applied, in one statement.
     func update(_ document: Document, _ changes: [FieldPath: JSONValue]) throws {
         var data = document.data
         for (path, value) in changes { data.set(value, at: path) }
-        try write([.set(collection: document.collection, id: document.id, data: data, ifVersion: document.version)])
+        write([.set(collection: document.collection, id: document.id, data: data, ifVersion: document.version)])
     }
 
     func create(_ collection: String, _ id: String, _ data: JSONValue) throws {
         guard try existing(collection, id) == nil else { throw ApplyFailure("\(collection)/\(id) already exists") }
-        try write([.create(collection: collection, id: id, data: data)])
+        write([.create(collection: collection, id: id, data: data)])
     }
 
     // MARK: - Chat
@@ -148,7 +158,7 @@ private struct Context {
             throw ApplyFailure("position \(report.lat),\(report.lon) of worker \(report.workerId) is out of range")
         }
         let recordedAt = report.recordedAt.flatMap(ISOTime.milliseconds) ?? time
-        try transaction.addTrackPoint(tenant: tenant, TrackPoint(
+        trackPoints.append(TrackPoint(
             workerID: report.workerId, recordedAt: recordedAt, lat: report.lat, lon: report.lon,
             accuracy: report.accuracy, speed: report.speed, heading: report.heading, eventID: event.id
         ))
@@ -157,7 +167,7 @@ private struct Context {
         if let speed = report.speed { location["speed"] = .number(speed) }
         if let heading = report.heading { location["heading"] = .number(heading) }
         guard let worker = try existing("workers", report.workerId) else {
-            try write([.create(collection: "workers", id: report.workerId, data: [
+            write([.create(collection: "workers", id: report.workerId, data: [
                 "workerId": .string(report.workerId), "location": .object(location), "updatedAt": timeValue,
             ])])
             return

@@ -42,6 +42,8 @@ public struct StreamPosition: Sendable, Hashable, Codable {
 enum ProjectionBatch {
     static func apply(_ slices: [StreamSlice], group: String, in transaction: DocumentTransaction) throws -> BatchReport {
         var report = BatchReport()
+        // Documents changed by the batch are written once each, at the end.
+        let workspace = DocumentWorkspace(transaction)
         for slice in slices where !slice.records.isEmpty {
             let checkpoint = try transaction.checkpoint(group: group, tenant: slice.tenant, stream: slice.stream)
             for record in slice.records {
@@ -51,7 +53,7 @@ enum ProjectionBatch {
                 }
                 // Past the checkpoint means not yet applied: the checkpoint moves in the same
                 // transaction as the ledger rows, in stream order.
-                let outcome = try applyOne(record, slice: slice, group: group, in: transaction)
+                let outcome = try applyOne(record, slice: slice, group: group, workspace: workspace, in: transaction)
                 switch outcome {
                 case .applied: report.applied += 1
                 case .ignored: report.ignored += 1
@@ -63,6 +65,7 @@ enum ProjectionBatch {
                 report.checkpoints[StreamPosition(tenant: slice.tenant, stream: slice.stream)] = last.id
             }
         }
+        try workspace.flush()
         return report
     }
 
@@ -71,15 +74,14 @@ enum ProjectionBatch {
         case failed(String)
     }
 
-    private static func applyOne(_ record: StreamRecord, slice: StreamSlice, group: String, in transaction: DocumentTransaction) throws -> Outcome {
+    private static func applyOne(_ record: StreamRecord, slice: StreamSlice, group: String, workspace: DocumentWorkspace, in transaction: DocumentTransaction) throws -> Outcome {
         let outcome: Outcome
         var eventType = "?"
         if let fields = record.fields {
             do {
                 let event = try StreamEvent(id: record.id, stream: slice.stream, tenant: slice.tenant, fields: fields)
                 eventType = event.eventType
-                // A savepoint undoes a half-applied event that turns out to fail.
-                switch try transaction.savepoint({ try Appliers.apply(event, in: transaction) }) {
+                switch try Appliers.apply(event, in: workspace) {
                 case .applied: outcome = .applied
                 case .ignored: outcome = .ignored
                 }
@@ -106,6 +108,6 @@ enum ProjectionBatch {
 extension Appliers {
     /// Milliseconds of a stream id.
     static func time(ofID id: String) -> Int64 {
-        Int64(id.split(separator: "-").first ?? "") ?? 0
+        Int64(streamIDParts(id).milliseconds)
     }
 }

@@ -14,13 +14,28 @@ public struct StreamRecord: Sendable {
 
 /// Orders stream ids `ms-seq` numerically.
 public func streamID(_ lhs: String, isLessThan rhs: String) -> Bool {
-    func parts(_ id: String) -> (UInt64, UInt64) {
-        let split = id.split(separator: "-", maxSplits: 1)
-        return (UInt64(split.first ?? "") ?? 0, split.count > 1 ? UInt64(split[1]) ?? 0 : 0)
-    }
-    let (lm, ls) = parts(lhs)
-    let (rm, rs) = parts(rhs)
+    let (lm, ls) = streamIDParts(lhs)
+    let (rm, rs) = streamIDParts(rhs)
     return lm < rm || (lm == rm && ls < rs)
+}
+
+/// The milliseconds and sequence of a stream id, read without allocating (this runs per event).
+public func streamIDParts(_ id: String) -> (milliseconds: UInt64, sequence: UInt64) {
+    var milliseconds: UInt64 = 0
+    var sequence: UInt64 = 0
+    var inSequence = false
+    for byte in id.utf8 {
+        if byte == UInt8(ascii: "-") {
+            inSequence = true
+        } else if byte >= 0x30 && byte <= 0x39 {
+            if inSequence {
+                sequence = sequence &* 10 &+ UInt64(byte - 0x30)
+            } else {
+                milliseconds = milliseconds &* 10 &+ UInt64(byte - 0x30)
+            }
+        }
+    }
+    return (milliseconds, sequence)
 }
 
 extension RedisReplyView {

@@ -24,8 +24,11 @@ struct ApplierHarness {
         sequence += 1
         let event = try event(type, payload, tenant: tenant, id: "\(sequence)-0")
         return try await store.write { transaction in
+            let workspace = DocumentWorkspace(transaction)
             do {
-                return .success(try transaction.savepoint { try Appliers.apply(event, in: transaction) })
+                let outcome = try Appliers.apply(event, in: workspace)
+                try workspace.flush()
+                return .success(outcome)
             } catch let failure as ApplyFailure {
                 return .failure(failure)
             }

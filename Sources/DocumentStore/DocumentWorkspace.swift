@@ -1,0 +1,132 @@
+import GRDB
+
+/// A write-behind view of the documents of one transaction.
+///
+/// Reads see earlier writes; `flush()` writes each changed document once, however many
+/// operations touched it. A projection batch of a thousand events that moves the same worker or
+/// stock level many times writes its row once, with the version it would have had after each
+/// write in turn, so the stored result is the same as writing every step.
+public final class DocumentWorkspace {
+    private let transaction: DocumentTransaction
+    private var entries: [Key: Entry] = [:]
+    private var trackPoints: [(tenant: String, point: TrackPoint)] = []
+
+    private struct Key: Hashable {
+        let tenant: String
+        let collection: String
+        let id: String
+    }
+
+    private struct Entry {
+        /// `nil` once deleted (or never there).
+        var document: Document?
+        /// Encoded body of `document`, ready to write.
+        var body: String?
+        var dirty: Bool
+    }
+
+    public init(_ transaction: DocumentTransaction) {
+        self.transaction = transaction
+    }
+
+    /// The document as this workspace sees it: stored, plus changes not yet flushed.
+    public func get(tenant: String, collection: String, id: String) throws(DocumentStoreError) -> Document? {
+        let key = Key(tenant: tenant, collection: collection, id: id)
+        if let entry = entries[key] { return entry.document }
+        let document = try transaction.get(tenant: tenant, collection: collection, id: id)
+        entries[key] = Entry(document: document, body: nil, dirty: false)
+        return document
+    }
+
+    /// Applies operations in memory, all or nothing.
+    @discardableResult
+    public func apply(tenant: String, _ operations: [WriteOperation], at time: Int64? = nil) throws(DocumentStoreError) -> [WriteResult] {
+        try DocumentLimits.validateTenant(tenant)
+        guard operations.count <= DocumentLimits.maxBatchOperations else {
+            throw DocumentStoreError(.batchTooLarge, "a batch holds at most \(DocumentLimits.maxBatchOperations) operations; this one has \(operations.count)")
+        }
+        let now = time ?? Int64.nowMilliseconds
+        var staged: [Key: Entry] = [:]
+        var results: [WriteResult] = []
+        results.reserveCapacity(operations.count)
+        func current(_ collection: String, _ id: String) throws(DocumentStoreError) -> (Key, Document?) {
+            _ = try transaction.store.definition(collection)
+            try DocumentLimits.validateID(id)
+            let key = Key(tenant: tenant, collection: collection, id: id)
+            if let entry = staged[key] { return (key, entry.document) }
+            return (key, try get(tenant: tenant, collection: collection, id: id))
+        }
+        func put(_ key: Key, _ data: JSONValue, previous: Document?) throws(DocumentStoreError) -> WriteResult {
+            let body = try DocumentLimits.encode(data, id: key.id)
+            let document = Document(
+                id: key.id, collection: key.collection, data: data,
+                createdAt: previous?.createdAt ?? now, updatedAt: now, version: (previous?.version ?? 0) + 1
+            )
+            staged[key] = Entry(document: document, body: body, dirty: true)
+            return WriteResult(collection: key.collection, id: key.id, version: document.version)
+        }
+        for operation in operations {
+            switch operation {
+            case .create(let collection, let id, let data):
+                let (key, existing) = try current(collection, id)
+                guard existing == nil else { throw DocumentStoreError(.alreadyExists, "\(collection)/\(id) already exists") }
+                results.append(try put(key, data, previous: nil))
+            case .set(let collection, let id, let data, let ifVersion):
+                let (key, existing) = try current(collection, id)
+                try Self.check(ifVersion, against: existing?.version, collection: collection, id: id)
+                results.append(try put(key, data, previous: existing))
+            case .update(let collection, let id, let fields, let ifVersion):
+                let (key, existing) = try current(collection, id)
+                guard let existing else { throw DocumentStoreError(.notFound, "\(collection)/\(id) does not exist") }
+                try Self.check(ifVersion, against: existing.version, collection: collection, id: id)
+                var data = existing.data
+                for (path, value) in fields.sorted(by: { $0.key.description < $1.key.description }) {
+                    guard !path.isDocumentID else { throw DocumentStoreError(.invalidFieldPath, "the document id cannot be updated") }
+                    data.set(value, at: path)
+                }
+                results.append(try put(key, data, previous: existing))
+            case .delete(let collection, let id, let ifVersion):
+                let (key, existing) = try current(collection, id)
+                if ifVersion != nil { try Self.check(ifVersion, against: existing?.version, collection: collection, id: id) }
+                if existing != nil { staged[key] = Entry(document: nil, body: nil, dirty: true) }
+                results.append(WriteResult(collection: collection, id: id, version: 0))
+            }
+        }
+        entries.merge(staged) { $1 }
+        return results
+    }
+
+    /// Adds a track point, written on `flush()`.
+    public func addTrackPoint(tenant: String, _ point: TrackPoint) {
+        trackPoints.append((tenant, point))
+    }
+
+    /// Writes every changed document once, and the track points; the workspace stays usable.
+    public func flush() throws(DocumentStoreError) {
+        for (key, entry) in entries where entry.dirty {
+            let table = try transaction.store.definition(key.collection).table
+            if let document = entry.document, let body = entry.body {
+                try transaction.run {
+                    try transaction.db.cachedStatement(sql: """
+                        INSERT INTO \(table) (tenant, id, body, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (tenant, id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at,
+                            updated_at = excluded.updated_at, version = excluded.version
+                        """).execute(arguments: [key.tenant, key.id, body, document.createdAt, document.updatedAt, document.version])
+                }
+            } else {
+                try transaction.run {
+                    try transaction.db.cachedStatement(sql: "DELETE FROM \(table) WHERE tenant = ? AND id = ?").execute(arguments: [key.tenant, key.id])
+                }
+            }
+            entries[key]?.dirty = false
+        }
+        for (tenant, point) in trackPoints { try transaction.addTrackPoint(tenant: tenant, point) }
+        trackPoints.removeAll()
+    }
+
+    private static func check(_ expected: Int?, against current: Int?, collection: String, id: String) throws(DocumentStoreError) {
+        guard let expected, expected != (current ?? 0) else { return }
+        let actual = current.map { "version \($0)" } ?? "no document"
+        throw DocumentStoreError(.versionConflict, "\(collection)/\(id) expected version \(expected) but found \(actual)")
+    }
+}
