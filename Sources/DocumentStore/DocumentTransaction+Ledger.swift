@@ -75,6 +75,30 @@ extension DocumentTransaction {
         }
     }
 
+    /// Records many outcomes with multi-row inserts (a projection batch writes a thousand).
+    /// Entries already recorded are left as they were.
+    public func record(_ entries: [LedgerEntry]) throws(DocumentStoreError) {
+        let rowsPerStatement = 100
+        var start = 0
+        while start < entries.count {
+            let chunk = entries[start..<min(start + rowsPerStatement, entries.count)]
+            let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            var arguments: [DatabaseValueConvertible?] = []
+            arguments.reserveCapacity(chunk.count * 8)
+            for entry in chunk {
+                arguments += [entry.consumerGroup, entry.tenant, entry.stream, entry.eventID, entry.eventType, entry.status.rawValue, entry.error, entry.processedAt]
+            }
+            // Two statement shapes only (full chunks and the last one), so caching stays bounded.
+            try run {
+                try db.cachedStatement(sql: """
+                    INSERT OR IGNORE INTO ledger (consumer_group, tenant, stream, event_id, event_type, status, error, processed_at)
+                    VALUES \(placeholders)
+                    """).execute(arguments: StatementArguments(arguments))
+            }
+            start += chunk.count
+        }
+    }
+
     /// Ledger entries of a tenant, newest first; only failures when `failedOnly`.
     public func ledger(tenant: String, failedOnly: Bool = false, limit: Int = 100) throws(DocumentStoreError) -> [LedgerEntry] {
         try run {
@@ -129,6 +153,28 @@ extension DocumentTransaction {
     }
 
     // MARK: - Track points
+
+    /// Adds many track points with multi-row inserts.
+    public func addTrackPoints(tenant: String, _ points: [TrackPoint]) throws(DocumentStoreError) {
+        let rowsPerStatement = 100
+        var start = 0
+        while start < points.count {
+            let chunk = points[start..<min(start + rowsPerStatement, points.count)]
+            let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            var arguments: [DatabaseValueConvertible?] = []
+            arguments.reserveCapacity(chunk.count * 9)
+            for point in chunk {
+                arguments += [tenant, point.workerID, point.recordedAt, point.lat, point.lon, point.accuracy, point.speed, point.heading, point.eventID]
+            }
+            try run {
+                try db.cachedStatement(sql: """
+                    INSERT OR IGNORE INTO track_points (tenant, worker_id, recorded_at, lat, lon, accuracy, speed, heading, event_id)
+                    VALUES \(placeholders)
+                    """).execute(arguments: StatementArguments(arguments))
+            }
+            start += chunk.count
+        }
+    }
 
     /// Adds a track point; a second point from the same event is ignored.
     public func addTrackPoint(tenant: String, _ point: TrackPoint) throws(DocumentStoreError) {

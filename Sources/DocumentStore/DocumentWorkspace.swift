@@ -120,7 +120,9 @@ public final class DocumentWorkspace {
             }
             entries[key]?.dirty = false
         }
-        for (tenant, point) in trackPoints { try transaction.addTrackPoint(tenant: tenant, point) }
+        for (tenant, points) in Dictionary(grouping: trackPoints, by: \.tenant) {
+            try transaction.addTrackPoints(tenant: tenant, points.map(\.point))
+        }
         trackPoints.removeAll()
     }
 

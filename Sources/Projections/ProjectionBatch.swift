@@ -44,6 +44,7 @@ enum ProjectionBatch {
         var report = BatchReport()
         // Documents changed by the batch are written once each, at the end.
         let workspace = DocumentWorkspace(transaction)
+        var ledger: [LedgerEntry] = []
         for slice in slices where !slice.records.isEmpty {
             let checkpoint = try transaction.checkpoint(group: group, tenant: slice.tenant, stream: slice.stream)
             for record in slice.records {
@@ -53,7 +54,8 @@ enum ProjectionBatch {
                 }
                 // Past the checkpoint means not yet applied: the checkpoint moves in the same
                 // transaction as the ledger rows, in stream order.
-                let outcome = try applyOne(record, slice: slice, group: group, workspace: workspace, in: transaction)
+                let (outcome, entry) = try applyOne(record, slice: slice, group: group, workspace: workspace)
+                ledger.append(entry)
                 switch outcome {
                 case .applied: report.applied += 1
                 case .ignored: report.ignored += 1
@@ -66,6 +68,7 @@ enum ProjectionBatch {
             }
         }
         try workspace.flush()
+        try transaction.record(ledger)
         return report
     }
 
@@ -74,7 +77,7 @@ enum ProjectionBatch {
         case failed(String)
     }
 
-    private static func applyOne(_ record: StreamRecord, slice: StreamSlice, group: String, workspace: DocumentWorkspace, in transaction: DocumentTransaction) throws -> Outcome {
+    private static func applyOne(_ record: StreamRecord, slice: StreamSlice, group: String, workspace: DocumentWorkspace) throws -> (Outcome, LedgerEntry) {
         let outcome: Outcome
         var eventType = "?"
         if let fields = record.fields {
@@ -97,11 +100,11 @@ enum ProjectionBatch {
         }
         let failure: String?
         if case .failed(let reason) = outcome { failure = reason } else { failure = nil }
-        try transaction.record(LedgerEntry(
+        let entry = LedgerEntry(
             consumerGroup: group, tenant: slice.tenant, stream: slice.stream, eventID: record.id, eventType: eventType,
             status: failure == nil ? .processed : .failed, error: failure, processedAt: Appliers.time(ofID: record.id)
-        ))
-        return outcome
+        )
+        return (outcome, entry)
     }
 }
 
