@@ -50,6 +50,16 @@ public enum DocumentLimits {
         }
     }
 
+    /// Checks a body's size without encoding it when a cheap upper bound already fits; encodes
+    /// only documents that might be too large.
+    static func checkSize(_ data: JSONValue, id: String) throws(DocumentStoreError) {
+        guard case .object = data else {
+            throw DocumentStoreError(.invalidJSON, "document '\(id)' must be a JSON object")
+        }
+        if data.encodedSizeUpperBound <= maxDocumentBytes { return }
+        _ = try encode(data, id: id)
+    }
+
     /// Encodes a body and checks its size.
     static func encode(_ data: JSONValue, id: String) throws(DocumentStoreError) -> String {
         guard case .object = data else {

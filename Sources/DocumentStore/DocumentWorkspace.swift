@@ -20,8 +20,6 @@ public final class DocumentWorkspace {
     private struct Entry {
         /// `nil` once deleted (or never there).
         var document: Document?
-        /// Encoded body of `document`, ready to write.
-        var body: String?
         var dirty: Bool
     }
 
@@ -34,7 +32,7 @@ public final class DocumentWorkspace {
         let key = Key(tenant: tenant, collection: collection, id: id)
         if let entry = entries[key] { return entry.document }
         let document = try transaction.get(tenant: tenant, collection: collection, id: id)
-        entries[key] = Entry(document: document, body: nil, dirty: false)
+        entries[key] = Entry(document: document, dirty: false)
         return document
     }
 
@@ -57,12 +55,13 @@ public final class DocumentWorkspace {
             return (key, try get(tenant: tenant, collection: collection, id: id))
         }
         func put(_ key: Key, _ data: JSONValue, previous: Document?) throws(DocumentStoreError) -> WriteResult {
-            let body = try DocumentLimits.encode(data, id: key.id)
+            // Encoded once, on flush: a hot document changed many times is encoded once.
+            try DocumentLimits.checkSize(data, id: key.id)
             let document = Document(
                 id: key.id, collection: key.collection, data: data,
                 createdAt: previous?.createdAt ?? now, updatedAt: now, version: (previous?.version ?? 0) + 1
             )
-            staged[key] = Entry(document: document, body: body, dirty: true)
+            staged[key] = Entry(document: document, dirty: true)
             return WriteResult(collection: key.collection, id: key.id, version: document.version)
         }
         for operation in operations {
@@ -88,7 +87,7 @@ public final class DocumentWorkspace {
             case .delete(let collection, let id, let ifVersion):
                 let (key, existing) = try current(collection, id)
                 if ifVersion != nil { try Self.check(ifVersion, against: existing?.version, collection: collection, id: id) }
-                if existing != nil { staged[key] = Entry(document: nil, body: nil, dirty: true) }
+                if existing != nil { staged[key] = Entry(document: nil, dirty: true) }
                 results.append(WriteResult(collection: collection, id: id, version: 0))
             }
         }
@@ -105,7 +104,8 @@ public final class DocumentWorkspace {
     public func flush() throws(DocumentStoreError) {
         for (key, entry) in entries where entry.dirty {
             let table = try transaction.store.definition(key.collection).table
-            if let document = entry.document, let body = entry.body {
+            if let document = entry.document {
+                let body = try DocumentLimits.encode(document.data, id: document.id)
                 try transaction.run {
                     try transaction.db.cachedStatement(sql: """
                         INSERT INTO \(table) (tenant, id, body, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)

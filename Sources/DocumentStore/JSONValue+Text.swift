@@ -305,3 +305,18 @@ enum JSONText {
         out.append(UInt8(ascii: "\""))
     }
 }
+
+extension JSONValue {
+    /// At least as many bytes as `jsonText` has (every character escaped as `\uXXXX` at worst),
+    /// computed without building the text.
+    var encodedSizeUpperBound: Int {
+        switch self {
+        case .null: return 4
+        case .bool: return 5
+        case .number: return 32
+        case .string(let text): return text.utf8.count * 6 + 2
+        case .array(let elements): return elements.reduce(2) { $0 + $1.encodedSizeUpperBound + 1 }
+        case .object(let fields): return fields.reduce(2) { $0 + $1.key.utf8.count * 6 + 4 + $1.value.encodedSizeUpperBound }
+        }
+    }
+}
