@@ -107,9 +107,15 @@ private final class Context {
     }
 
     /// Writes the document read as `document` with `changes` applied, in one statement.
-    func update(_ document: Document, _ changes: [FieldPath: JSONValue]) throws {
-        var data = document.data
-        for (path, value) in changes { data.set(value, at: path) }
+    /// Top-level fields only, so no paths are parsed per event.
+    func update(_ document: Document, _ changes: KeyValuePairs<String, JSONValue>) throws {
+        try update(document, Array(changes))
+    }
+
+    func update(_ document: Document, _ changes: [(String, JSONValue)]) throws {
+        guard case .object(var fields) = document.data else { throw ApplyFailure("\(document.collection)/\(document.id) is not an object") }
+        for (key, value) in changes { fields[key] = value }
+        let data = JSONValue.object(fields)
         write([.set(collection: document.collection, id: document.id, data: data, ifVersion: document.version)])
     }
 
@@ -228,12 +234,12 @@ private final class Context {
         guard let next = current.after(event.eventType) else {
             throw ApplyFailure("tasks/\(transition.taskId) cannot go from \(current.rawValue) via \(event.eventType)")
         }
-        var fields: [FieldPath: JSONValue] = ["status": .string(next.rawValue), "updatedAt": timeValue]
+        var fields: [(String, JSONValue)] = [("status", .string(next.rawValue)), ("updatedAt", timeValue)]
         if event.eventType == EventType.taskAssigned {
             guard let assignee = transition.assigneeId, !assignee.isEmpty else { throw ApplyFailure("task.assigned for tasks/\(transition.taskId) names no assigneeId") }
-            fields["assigneeId"] = .string(assignee)
+            fields.append(("assigneeId", .string(assignee)))
         }
-        if let by = transition.by { fields["lastChangedBy"] = .string(by) }
+        if let by = transition.by { fields.append(("lastChangedBy", .string(by))) }
         try update(task, fields)
     }
 
