@@ -28,6 +28,7 @@ struct ProjectionsBench: AsyncParsableCommand {
     @Option(help: "Events to project.") var events = 100_000
     @Option(help: "Documents in the queried collection.") var documents = 1_000_000
     @Option(help: "Queries to time.") var queries = 2_000
+    @Option(help: "Entries per stream per projector read (and most per transaction).") var batch = 1_000
 
     func validate() throws {
         guard events > 0, documents > 0, queries > 0 else { throw ValidationError("counts must be positive") }
@@ -62,7 +63,7 @@ struct ProjectionsBench: AsyncParsableCommand {
         say("""
 
             Projection: \(events) events over 4 streams (resource adjustments, location reports, new tasks, chat
-            messages) read by the projector's group in batches of 1000, applied with ledger row and checkpoint in
+            messages) read by the projector's group in batches of \(batch) per stream, applied with ledger row and checkpoint in
             one transaction per batch, then acknowledged. Raw SQLite: prepared INSERTs of the same JSON size in
             one transaction, no indexes. Queries: status == one of 10 values over \(documents) tasks of one tenant,
             through DocumentStore.query (FIELDOPS) and through one prepared statement of the same SQL (RAW).
@@ -72,7 +73,10 @@ struct ProjectionsBench: AsyncParsableCommand {
     // MARK: - Projection
 
     private func measureProjection(url: String, directory: URL) async throws -> Double {
-        let store = try DocumentStore(path: directory.appendingPathComponent("projection-\(UUID().uuidString.prefix(6)).sqlite").path)
+        let path = directory.appendingPathComponent("projection-\(UUID().uuidString.prefix(6)).sqlite").path
+        // Only the million-document store is worth keeping between runs.
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let store = try DocumentStore(path: path)
         let admin = try RedisConnection(url: url)
         for stream in ["resourceUpdates", "locationUpdates", "taskAssignments", "chat:bench"] {
             try admin.command("DEL", "tenant:{bench}:stream:" + stream)
@@ -109,7 +113,7 @@ struct ProjectionsBench: AsyncParsableCommand {
         }
         let total = perStream * 4 + 100
         say("Projecting \(total) events…")
-        let projector = try Projector(redisURL: url, store: store, configuration: .init(group: "bench", consumer: "bench-1", batchSize: 1_000))
+        let projector = try Projector(redisURL: url, store: store, configuration: .init(group: "bench", consumer: "bench-1", batchSize: batch))
         let started = ContinuousClock.now
         let running = Task { try await projector.run() }
         for (stream, id) in last {
