@@ -83,6 +83,8 @@ public final class DocumentStore: Sendable {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1-ledger-checkpoints-tracks") { db in
+            // Small rows keyed by their natural key: WITHOUT ROWID stores each once, in key order,
+            // instead of a table row plus a key index.
             // The processed-event ledger: one row per consumer group and event, kept as an audit trail.
             try db.execute(sql: """
                 CREATE TABLE ledger (
@@ -95,7 +97,7 @@ public final class DocumentStore: Sendable {
                     error TEXT,
                     processed_at INTEGER NOT NULL,
                     PRIMARY KEY (consumer_group, tenant, stream, event_id)
-                );
+                ) WITHOUT ROWID;
                 CREATE INDEX ledger_by_time ON ledger (tenant, processed_at);
                 CREATE INDEX ledger_failures ON ledger (tenant, status, processed_at) WHERE status = 'failed';
                 CREATE TABLE checkpoints (
@@ -105,7 +107,7 @@ public final class DocumentStore: Sendable {
                     last_id TEXT NOT NULL,
                     updated_at INTEGER NOT NULL,
                     PRIMARY KEY (consumer_group, tenant, stream)
-                );
+                ) WITHOUT ROWID;
                 CREATE TABLE track_points (
                     tenant TEXT NOT NULL,
                     worker_id TEXT NOT NULL,
@@ -116,8 +118,8 @@ public final class DocumentStore: Sendable {
                     speed REAL,
                     heading REAL,
                     event_id TEXT NOT NULL,
-                    UNIQUE (tenant, event_id)
-                );
+                    PRIMARY KEY (tenant, event_id)
+                ) WITHOUT ROWID;
                 CREATE INDEX track_points_by_worker ON track_points (tenant, worker_id, recorded_at);
                 CREATE INDEX track_points_by_time ON track_points (tenant, recorded_at);
                 """)

@@ -82,7 +82,7 @@ public enum ProjectionMaintenance {
                 }
                 guard let last = records.last else { break }
                 let slice = StreamSlice(tenant: position.tenant, stream: position.stream, records: records)
-                let batch = try await store.write { try ProjectionBatch.apply([slice], group: group, in: $0) }
+                let batch = try await apply([slice], group: group, store: store)
                 report.replayed += records.count
                 report.applied += batch.applied
                 report.failed += batch.failures.count
@@ -91,6 +91,11 @@ public enum ProjectionMaintenance {
             }
         }
         return report
+    }
+
+    /// Applies entries read elsewhere in one transaction, exactly as the projector would.
+    public static func apply(_ slices: [StreamSlice], group: String = "projector", store: DocumentStore) async throws -> BatchReport {
+        try await store.write { try ProjectionBatch.apply(slices, group: group, in: $0) }
     }
 
     /// Per stream: checkpoint, head, lag in entries and seconds.
