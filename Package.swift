@@ -14,6 +14,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        // FullFoundation only: with default traits SwiftPM rebuilds Hummingbird on every switch
+        // between `swift build` and `swift test`.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // hiredis, the C client. Only `Redis` imports it.
@@ -57,6 +61,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The HTTP server: routes, errors, supervised services. `fieldops serve` runs it.
+        .target(
+            name: "FieldOpsServer",
+            dependencies: [
+                "Redis",
+                "Streams",
+                "DocumentStore",
+                "Projections",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The `fieldops` command line: subcommands live here so tests can reach them.
         .target(
             name: "FieldOpsCLI",
@@ -66,6 +83,7 @@ let package = Package(
                 "DocumentStore",
                 "Projections",
                 "Domain",
+                "FieldOpsServer",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -79,6 +97,14 @@ let package = Package(
         .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
         .testTarget(name: "DocumentStoreTests", dependencies: ["DocumentStore"]),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Domain", "DocumentStore", "Streams", "Redis"]),
+        .testTarget(
+            name: "FieldOpsServerTests",
+            dependencies: [
+                "FieldOpsServer",
+                "Redis",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "Streams", "Redis", "DocumentStore", "Projections"]),
     ],
     swiftLanguageModes: [.v6]

@@ -112,6 +112,17 @@ public final class RedisServerProcess: @unchecked Sendable {
         return pid != nil
     }
 
+    /// True when the server was started and has since died (crash, OOM kill); reaps it.
+    public func hasExited() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let pid else { return false }
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return false }
+        self.pid = nil
+        return true
+    }
+
     /// The server's process id while it runs.
     public var processID: pid_t? {
         lock.lock()

@@ -1,0 +1,74 @@
+import ArgumentParser
+import DocumentStore
+import FieldOpsServer
+import Foundation
+import Logging
+import Projections
+import ServiceLifecycle
+
+/// `fieldops serve`: the server mobile-client backends call.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the FieldOps server.",
+        discussion: """
+            With no Redis URL, starts and supervises its own redis-server (unix socket, AOF on) under
+            STORAGE/redis/; SQLite lives at STORAGE/fieldops.sqlite. SIGTERM or Ctrl-C shuts down
+            gracefully: in-flight requests and the projector's batch finish, then Redis stops.
+
+            Examples:
+              fieldops serve
+              fieldops serve --host 0.0.0.0 --port 8080 --storage /var/lib/fieldops
+              FIELDOPS_REDIS_URL=redis://redis.internal:6379/0 fieldops serve
+            """
+    )
+
+    @Option(help: ArgumentHelp("Address to listen on. Defaults to $FIELDOPS_HOST, then 127.0.0.1.", valueName: "host"))
+    var host: String?
+    @Option(help: ArgumentHelp("Port to listen on. Defaults to $FIELDOPS_PORT, then 8080.", valueName: "port"))
+    var port: Int?
+    @OptionGroup var storage: StorageOptions
+    @Option(name: .customLong("redis-url"), help: ArgumentHelp("Use this Redis instead of starting one. Defaults to $FIELDOPS_REDIS_URL.", valueName: "url"))
+    var redisURL: String?
+    @Option(help: ArgumentHelp("This node's name: its projector's consumer name. Defaults to the host name.", valueName: "name"))
+    var node: String?
+
+    func validate() throws {
+        if let port = resolvedPort, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535") }
+    }
+
+    var resolvedPort: Int? {
+        port ?? ProcessInfo.processInfo.environment["FIELDOPS_PORT"].flatMap(Int.init)
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "fieldops")
+        logger.logLevel = .info
+        let environment = ProcessInfo.processInfo.environment
+        var configuration = ServerConfiguration()
+        configuration.host = host ?? environment["FIELDOPS_HOST"] ?? "127.0.0.1"
+        configuration.port = resolvedPort ?? 8080
+        configuration.storage = URL(fileURLWithPath: storage.databasePath).deletingLastPathComponent()
+        configuration.redisURL = redisURL ?? environment["FIELDOPS_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        if let node { configuration.nodeName = node }
+
+        var services: [any Service] = []
+        let url: String
+        if let redisURL = configuration.redisURL {
+            url = redisURL
+        } else {
+            let supervisor = try RedisSupervisor(directory: configuration.redisDirectory, logger: logger)
+            url = supervisor.url
+            services.append(supervisor)
+            logger.info("embedded redis-server running", metadata: ["socket": "\(supervisor.server.socketPath)"])
+        }
+        let store = try DocumentStore(path: configuration.databasePath)
+        let projector = try Projector(redisURL: url, store: store, configuration: .init(consumer: configuration.nodeName), logger: logger)
+        services.append(ProjectorService(projector: projector))
+        let dependencies = try ServerDependencies(redisURL: url, store: store, projector: projector, configuration: configuration)
+        let app = buildApplication(dependencies, services: services, logger: logger)
+        logger.notice("FieldOps listening on http://\(configuration.host):\(configuration.port) — try: curl http://\(configuration.host):\(configuration.port)/readyz")
+        try await app.runService()
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import Hummingbird
+
+/// Every API error: a status, a stable code and a message, rendered as
+/// `{"error": {"code": "…", "message": "…"}}`.
+public struct APIError: HTTPResponseError, Sendable {
+    public let status: HTTPResponse.Status
+    public let code: String
+    public let message: String
+
+    public init(_ status: HTTPResponse.Status, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = ErrorBody(error: .init(code: code, message: message))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var buffer = ByteBuffer()
+        buffer.writeBytes(try encoder.encode(body))
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: buffer))
+    }
+
+    private struct ErrorBody: Encodable {
+        struct Detail: Encodable {
+            let code: String
+            let message: String
+        }
+        let error: Detail
+    }
+}
+
+/// Turns anything thrown by a route into a JSON error: `APIError`s and Hummingbird's own errors
+/// keep their status; anything else is a 500 that is logged, with no internals in the body.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as HTTPError {
+            throw APIError(error.status, code: Self.code(for: error.status), message: error.body ?? error.status.reasonPhrase)
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            throw APIError(.internalServerError, code: "internal_error", message: "the server failed to handle this request; it has been logged")
+        }
+    }
+
+    static func code(for status: HTTPResponse.Status) -> String {
+        switch status {
+        case .notFound: return "not_found"
+        case .methodNotAllowed: return "method_not_allowed"
+        case .badRequest: return "bad_request"
+        case .unauthorized: return "unauthorized"
+        case .forbidden: return "forbidden"
+        case .contentTooLarge: return "body_too_large"
+        case .unsupportedMediaType: return "unsupported_media_type"
+        default: return "http_\(status.code)"
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import DocumentStore
+import Foundation
+import Hummingbird
+import Logging
+import Projections
+import Redis
+import ServiceLifecycle
+import Streams
+
+/// What the routes need: the stores and the projector.
+public struct ServerDependencies: Sendable {
+    public let redisURL: String
+    public let store: DocumentStore
+    public let projector: Projector
+    public let redis: RedisConnectionPool
+    public let configuration: ServerConfiguration
+
+    public init(redisURL: String, store: DocumentStore, projector: Projector, configuration: ServerConfiguration) throws {
+        self.redisURL = redisURL
+        self.store = store
+        self.projector = projector
+        self.redis = try RedisConnectionPool(url: redisURL, configuration: .init(maxConnections: 8, connectDeadline: .seconds(2)))
+        self.configuration = configuration
+    }
+}
+
+/// The router of the JSON API.
+public func buildRouter(_ dependencies: ServerDependencies) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: JSONErrorMiddleware())
+    router.get("healthz") { _, _ -> Health in
+        Health(status: "ok")
+    }
+    router.get("readyz") { _, _ -> Response in
+        let report = await Readiness.check(dependencies)
+        return try jsonResponse(report, status: report.ready ? .ok : .serviceUnavailable)
+    }
+    return router
+}
+
+/// The whole server: routes plus the services it supervises.
+public func buildApplication(
+    _ dependencies: ServerDependencies,
+    services: [any Service],
+    logger: Logger
+) -> some ApplicationProtocol {
+    let router = buildRouter(dependencies)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(dependencies.configuration.host, port: dependencies.configuration.port), serverName: "FieldOps"),
+        services: services,
+        logger: logger
+    )
+}
+
+struct Health: ResponseEncodable {
+    let status: String
+}
+
+/// What `/readyz` reports.
+struct Readiness: Codable, Sendable {
+    var ready: Bool
+    var redis: String
+    var sqlite: String
+    /// Seconds the slowest stream's projection is behind its head.
+    var projectionLagSeconds: Double?
+
+    static func check(_ dependencies: ServerDependencies) async -> Readiness {
+        var report = Readiness(ready: true, redis: "ok", sqlite: "ok", projectionLagSeconds: nil)
+        do {
+            _ = try await dependencies.redis.withConnection { try $0.command("PING") }
+        } catch {
+            report.ready = false
+            report.redis = "unreachable: \(error)"
+        }
+        do {
+            _ = try await dependencies.store.read { try $0.pragma("user_version") }
+        } catch {
+            report.ready = false
+            report.sqlite = "unreadable: \(error)"
+        }
+        if report.redis == "ok",
+           let statuses = try? await ProjectionMaintenance.status(redisURL: dependencies.redisURL, store: dependencies.store, group: dependencies.projector.configuration.group) {
+            let lag = statuses.map(\.lagSeconds).max() ?? 0
+            report.projectionLagSeconds = lag
+            if lag > Double(dependencies.configuration.maxProjectionLag.components.seconds) { report.ready = false }
+        }
+        return report
+    }
+}
+
+func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    var buffer = ByteBuffer()
+    buffer.writeBytes(try encoder.encode(value))
+    return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: buffer))
+}

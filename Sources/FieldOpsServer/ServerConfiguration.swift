@@ -1,0 +1,35 @@
+import Foundation
+
+/// How `fieldops serve` runs.
+public struct ServerConfiguration: Sendable {
+    /// Address to listen on.
+    public var host: String
+    public var port: Int
+    /// Data directory: `redis/`, `fieldops.sqlite`, `files/`.
+    public var storage: URL
+    /// An existing Redis; `nil` starts and supervises one under `storage/redis/`.
+    public var redisURL: String?
+    /// Consumer name of this node's projector.
+    public var nodeName: String
+    /// `/readyz` reports not ready when the projection lags more than this.
+    public var maxProjectionLag: Duration
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8080,
+        storage: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("storage"),
+        redisURL: String? = nil,
+        nodeName: String = ProcessInfo.processInfo.hostName,
+        maxProjectionLag: Duration = .seconds(30)
+    ) {
+        self.host = host
+        self.port = port
+        self.storage = storage
+        self.redisURL = redisURL
+        self.nodeName = nodeName
+        self.maxProjectionLag = maxProjectionLag
+    }
+
+    public var databasePath: String { storage.appendingPathComponent("fieldops.sqlite").path }
+    public var redisDirectory: URL { storage.appendingPathComponent("redis") }
+}
