@@ -76,3 +76,30 @@ final class ServerTests: Sendable {
         }
     }
 }
+
+@Suite("Embedded redis-server supervision")
+struct RedisSupervisorTests {
+    @Test func aCrashedRedisIsRestartedWithItsData() async throws {
+        let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("fo-sup-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let supervisor = try RedisSupervisor(directory: directory, logger: .init(label: "test"))
+        let running = Task { try await supervisor.run() }
+        let before = try RedisConnection(url: supervisor.url)
+        try before.command("SET", "kept", "yes")
+        // appendfsync everysec: wait for the write to reach the AOF before the crash.
+        try await Task.sleep(for: .milliseconds(1_200))
+        let pid = try #require(supervisor.server.processID)
+        kill(pid, SIGKILL)
+        var value: String?
+        let deadline = ContinuousClock.now + .seconds(10)
+        while value == nil, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            value = try? RedisConnection(url: supervisor.url).send(["GET", "kept"]).string
+        }
+        #expect(value == "yes")
+        #expect(supervisor.server.processID != pid)
+        running.cancel()
+        try await running.value
+        #expect(!supervisor.server.isRunning)
+    }
+}
