@@ -30,7 +30,7 @@ private struct ValueDecoder: Decoder {
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        guard case .object(let fields) = value else { throw mismatch([String: JSONValue].self) }
+        guard case .object(let fields) = value else { throw mismatch(JSONObject.self) }
         return KeyedDecodingContainer(Keyed<Key>(fields: fields, codingPath: codingPath))
     }
 
@@ -49,7 +49,7 @@ private struct ValueDecoder: Decoder {
 }
 
 private struct Keyed<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    let fields: [String: JSONValue]
+    let fields: JSONObject
     let codingPath: [any CodingKey]
     var allKeys: [Key] { fields.keys.compactMap { Key(stringValue: $0) } }
 

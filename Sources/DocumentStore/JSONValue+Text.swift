@@ -71,11 +71,11 @@ enum JSONText {
 
         mutating func object(depth: Int) throws(ParseError) -> JSONValue {
             index += 1
-            var fields: [String: JSONValue] = [:]
+            var fields: [(key: String, value: JSONValue)] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
-                return .object(fields)
+                return .object(JSONObject())
             }
             while true {
                 skipWhitespace()
@@ -85,14 +85,14 @@ enum JSONText {
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 index += 1
                 skipWhitespace()
-                fields[key] = try value(depth: depth + 1)
+                fields.append((key, try value(depth: depth + 1)))
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end of input") }
                 if bytes[index] == UInt8(ascii: ",") {
                     index += 1
                 } else if bytes[index] == UInt8(ascii: "}") {
                     index += 1
-                    return .object(fields)
+                    return .object(JSONObject(unsorted: fields))
                 } else {
                     throw error("expected ',' or '}'")
                 }
@@ -264,11 +264,11 @@ enum JSONText {
             out.append(UInt8(ascii: "]"))
         case .object(let fields):
             out.append(UInt8(ascii: "{"))
-            for (offset, key) in fields.keys.sorted().enumerated() {
+            for (offset, field) in fields.enumerated() {
                 if offset > 0 { out.append(UInt8(ascii: ",")) }
-                writeString(key, to: &out)
+                writeString(field.key, to: &out)
                 out.append(UInt8(ascii: ":"))
-                write(fields[key]!, to: &out)
+                write(field.value, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }

@@ -7,7 +7,7 @@ public enum JSONValue: Sendable, Hashable {
     case number(Double)
     case string(String)
     case array([JSONValue])
-    case object([String: JSONValue])
+    case object(JSONObject)
 
     /// The value at a dotted path (`location.lat`), or `nil` when any step is missing.
     public subscript(path path: FieldPath) -> JSONValue? {
@@ -54,8 +54,8 @@ public enum JSONValue: Sendable, Hashable {
             self = value
             return
         }
-        var fields: [String: JSONValue]
-        if case .object(let existing) = self { fields = existing } else { fields = [:] }
+        var fields: JSONObject
+        if case .object(let existing) = self { fields = existing } else { fields = JSONObject() }
         var child = fields[first] ?? .null
         child.set(value, at: segments.dropFirst())
         fields[first] = child
@@ -77,7 +77,7 @@ extension JSONValue: Codable {
         } else if let array = try? container.decode([JSONValue].self) {
             self = .array(array)
         } else {
-            self = .object(try container.decode([String: JSONValue].self))
+            self = .object(JSONObject(try container.decode([String: JSONValue].self)))
         }
     }
 
@@ -94,7 +94,7 @@ extension JSONValue: Codable {
             }
         case .string(let text): try container.encode(text)
         case .array(let array): try container.encode(array)
-        case .object(let object): try container.encode(object)
+        case .object(let object): try container.encode(Dictionary(object.fields, uniquingKeysWith: { $1 }))
         }
     }
 }
@@ -125,7 +125,7 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
-        self = .object(Dictionary(elements, uniquingKeysWith: { $1 }))
+        self = .object(JSONObject(unsorted: elements.map { (key: $0.0, value: $0.1) }))
     }
     public init(nilLiteral: ()) { self = .null }
 }

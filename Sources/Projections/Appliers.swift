@@ -168,7 +168,7 @@ private final class Context {
             workerID: report.workerId, recordedAt: recordedAt, lat: report.lat, lon: report.lon,
             accuracy: report.accuracy, speed: report.speed, heading: report.heading, eventID: event.id
         ))
-        var location: [String: JSONValue] = ["lat": .number(report.lat), "lon": .number(report.lon), "recordedAt": .number(Double(recordedAt))]
+        var location: JSONObject = ["lat": .number(report.lat), "lon": .number(report.lon), "recordedAt": .number(Double(recordedAt))]
         if let accuracy = report.accuracy { location["accuracy"] = .number(accuracy) }
         if let speed = report.speed { location["speed"] = .number(speed) }
         if let heading = report.heading { location["heading"] = .number(heading) }
@@ -188,7 +188,7 @@ private final class Context {
     func resourceCreated() throws {
         let resource = try payload(ResourceCreated.self)
         guard resource.quantity >= 0 else { throw ApplyFailure("resources/\(resource.resourceId) cannot start with a negative quantity (\(resource.quantity))") }
-        var data: [String: JSONValue] = [
+        var data: JSONObject = [
             "resourceId": .string(resource.resourceId), "name": .string(resource.name), "quantity": .number(resource.quantity),
             "createdAt": timeValue, "updatedAt": timeValue,
         ]
@@ -205,7 +205,7 @@ private final class Context {
         guard updated >= 0 else {
             throw ApplyFailure("adjusting resources/\(adjustment.resourceId) by \(Self.format(adjustment.delta)) would leave \(Self.format(updated)) (has \(Self.format(quantity))); stock never goes below zero")
         }
-        var last: [String: JSONValue] = ["delta": .number(adjustment.delta), "eventId": .string(event.id)]
+        var last: JSONObject = ["delta": .number(adjustment.delta), "eventId": .string(event.id)]
         if let reason = adjustment.reason { last["reason"] = .string(reason) }
         try update(resource, ["quantity": .number(updated), "updatedAt": timeValue, "lastAdjustment": .object(last)])
     }
@@ -214,7 +214,7 @@ private final class Context {
 
     func taskCreated() throws {
         let task = try payload(TaskCreated.self)
-        var data: [String: JSONValue] = [
+        var data: JSONObject = [
             "taskId": .string(task.taskId), "title": .string(task.title),
             "status": .string((task.assigneeId == nil ? TaskStatus.open : .assigned).rawValue),
             "createdAt": timeValue, "updatedAt": timeValue,
@@ -247,7 +247,7 @@ private final class Context {
 
     func notificationCreated() throws {
         let notification = try payload(NotificationCreated.self)
-        var data: [String: JSONValue] = [
+        var data: JSONObject = [
             "notificationId": .string(notification.notificationId), "userId": .string(notification.userId),
             "title": .string(notification.title), "read": false, "createdAt": timeValue,
         ]

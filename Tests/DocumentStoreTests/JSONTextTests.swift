@@ -19,7 +19,7 @@ struct JSONTextTests {
         default:
             var fields: [String: JSONValue] = [:]
             for index in 0..<Int.random(in: 0...4, using: &rng) { fields["k\(index)\(Bool.random(using: &rng) ? "é" : "")"] = randomValue(&rng, depth: depth + 1) }
-            return .object(fields)
+            return .object(JSONObject(fields))
         }
     }
 

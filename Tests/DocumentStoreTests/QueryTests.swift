@@ -108,7 +108,7 @@ struct QueryTests {
         fields["score"] = .number(Double(Int.random(in: -1000...1000, using: &rng)) / 8)
         fields["tags"] = .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in .string(["red", "blue", "green", "x"].randomElement(using: &rng)!) })
         if Bool.random(using: &rng) { fields["site"] = ["level": .number(Double(Int.random(in: 0...3, using: &rng)))] }
-        return .object(fields)
+        return .object(JSONObject(fields))
     }
 
     static func randomValue(for field: FieldPath, _ rng: inout SplitMix64) -> JSONValue {
