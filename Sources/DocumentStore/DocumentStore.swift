@@ -43,7 +43,7 @@ public final class DocumentStore: Sendable {
             // WAL keeps commits durable across a process crash; NORMAL skips the fsync per commit
             // (the store is a projection and can be rebuilt from the streams after power loss).
             if !db.configuration.readonly { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-            // Savepoints keep their journals in memory, not temp files.
+            // Statement journals and sorts stay in memory, not in temp files.
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
             // 32 MiB of page cache per connection (SQLite's default is 2 MiB): index pages of
             // million-document collections stay in memory between batches.

@@ -78,22 +78,24 @@ extension DocumentTransaction {
     /// Records many outcomes with multi-row inserts (a projection batch writes a thousand).
     /// Entries already recorded are left as they were.
     public func record(_ entries: [LedgerEntry]) throws(DocumentStoreError) {
+        try insertRows(
+            "ledger (consumer_group, tenant, stream, event_id, event_type, status, error, processed_at)", columns: 8,
+            entries.map { [$0.consumerGroup, $0.tenant, $0.stream, $0.eventID, $0.eventType, $0.status.rawValue, $0.error, $0.processedAt] }
+        )
+    }
+
+    /// `INSERT OR IGNORE` of many rows, a hundred per statement. Two statement shapes only (full
+    /// chunks and the last one), so the statement cache stays small.
+    private func insertRows(_ target: String, columns: Int, _ rows: [[DatabaseValueConvertible?]]) throws(DocumentStoreError) {
         let rowsPerStatement = 100
+        let placeholder = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
         var start = 0
-        while start < entries.count {
-            let chunk = entries[start..<min(start + rowsPerStatement, entries.count)]
-            let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
-            var arguments: [DatabaseValueConvertible?] = []
-            arguments.reserveCapacity(chunk.count * 8)
-            for entry in chunk {
-                arguments += [entry.consumerGroup, entry.tenant, entry.stream, entry.eventID, entry.eventType, entry.status.rawValue, entry.error, entry.processedAt]
-            }
-            // Two statement shapes only (full chunks and the last one), so caching stays bounded.
+        while start < rows.count {
+            let chunk = rows[start..<min(start + rowsPerStatement, rows.count)]
+            let values = Array(repeating: placeholder, count: chunk.count).joined(separator: ", ")
             try run {
-                try db.cachedStatement(sql: """
-                    INSERT OR IGNORE INTO ledger (consumer_group, tenant, stream, event_id, event_type, status, error, processed_at)
-                    VALUES \(placeholders)
-                    """).execute(arguments: StatementArguments(arguments))
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO \(target) VALUES \(values)")
+                    .execute(arguments: StatementArguments(chunk.flatMap { $0 }))
             }
             start += chunk.count
         }
@@ -156,24 +158,10 @@ extension DocumentTransaction {
 
     /// Adds many track points with multi-row inserts.
     public func addTrackPoints(tenant: String, _ points: [TrackPoint]) throws(DocumentStoreError) {
-        let rowsPerStatement = 100
-        var start = 0
-        while start < points.count {
-            let chunk = points[start..<min(start + rowsPerStatement, points.count)]
-            let placeholders = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
-            var arguments: [DatabaseValueConvertible?] = []
-            arguments.reserveCapacity(chunk.count * 9)
-            for point in chunk {
-                arguments += [tenant, point.workerID, point.recordedAt, point.lat, point.lon, point.accuracy, point.speed, point.heading, point.eventID]
-            }
-            try run {
-                try db.cachedStatement(sql: """
-                    INSERT OR IGNORE INTO track_points (tenant, worker_id, recorded_at, lat, lon, accuracy, speed, heading, event_id)
-                    VALUES \(placeholders)
-                    """).execute(arguments: StatementArguments(arguments))
-            }
-            start += chunk.count
-        }
+        try insertRows(
+            "track_points (tenant, worker_id, recorded_at, lat, lon, accuracy, speed, heading, event_id)", columns: 9,
+            points.map { [tenant, $0.workerID, $0.recordedAt, $0.lat, $0.lon, $0.accuracy, $0.speed, $0.heading, $0.eventID] }
+        )
     }
 
     /// Adds a track point; a second point from the same event is ignored.

@@ -165,22 +165,6 @@ public struct DocumentTransaction {
 }
 
 extension DocumentTransaction {
-    /// Runs `body` in a savepoint: its writes are undone if it throws, the transaction goes on.
-    ///
-    /// Uses cached statements: a projection opens one savepoint per event.
-    public func savepoint<T>(_ body: () throws -> T) throws -> T {
-        try db.cachedStatement(sql: "SAVEPOINT document_write").execute()
-        do {
-            let result = try body()
-            try db.cachedStatement(sql: "RELEASE document_write").execute()
-            return result
-        } catch {
-            try db.cachedStatement(sql: "ROLLBACK TO document_write").execute()
-            try db.cachedStatement(sql: "RELEASE document_write").execute()
-            throw error
-        }
-    }
-
     /// Reads a PRAGMA's value (`journal_mode`, `foreign_keys`…) for diagnostics.
     public func pragma(_ name: String) throws(DocumentStoreError) -> String? {
         guard name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F }) else {

@@ -43,18 +43,9 @@ struct StreamsBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var privateServer: RedisServerProcess?
-        let url: String
-        if let redisURL {
-            url = redisURL
-        } else {
-            // AOF on as `fieldops serve` runs it, but no automatic AOF rewrite: its fork would land
-            // at random in one measurement or the other.
-            let server = try RedisServerProcess(extraArguments: ["--auto-aof-rewrite-percentage", "0"])
-            privateServer = server
-            url = server.url
-        }
-        defer { privateServer?.destroy() }
+        let target = try BenchRedis(url: redisURL)
+        defer { target.close() }
+        let url = target.url
         let redis = try RedisConfiguration(url: url)
         let admin = try RedisConnection(configuration: redis)
         let version = (try admin.command("INFO", "server").string ?? "")
@@ -166,6 +157,29 @@ struct StreamsBench: AsyncParsableCommand {
     private func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
         return sorted[sorted.count / 2]
+    }
+}
+
+/// The Redis a benchmark runs against: the given one, or a private redis-server removed afterwards.
+struct BenchRedis {
+    let url: String
+    private let privateServer: RedisServerProcess?
+
+    init(url: String?) throws {
+        if let url {
+            self.url = url
+            privateServer = nil
+        } else {
+            // AOF on as `fieldops serve` runs it, but no automatic AOF rewrite: its fork would land
+            // at random in one measurement or the other.
+            let server = try RedisServerProcess(extraArguments: ["--auto-aof-rewrite-percentage", "0"])
+            self.url = server.url
+            privateServer = server
+        }
+    }
+
+    func close() {
+        privateServer?.destroy()
     }
 }
 

@@ -35,16 +35,9 @@ struct ProjectionsBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var privateServer: RedisServerProcess?
-        let url: String
-        if let redisURL {
-            url = redisURL
-        } else {
-            let server = try RedisServerProcess(extraArguments: ["--auto-aof-rewrite-percentage", "0"])
-            privateServer = server
-            url = server.url
-        }
-        defer { privateServer?.destroy() }
+        let target = try BenchRedis(url: redisURL)
+        defer { target.close() }
+        let url = target.url
         let directory = URL(fileURLWithPath: storage ?? (NSTemporaryDirectory() + "fo-bench-\(UUID().uuidString.prefix(8))"))
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { if storage == nil { try? FileManager.default.removeItem(at: directory) } }
