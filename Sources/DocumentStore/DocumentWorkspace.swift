@@ -23,8 +23,13 @@ public final class DocumentWorkspace {
         var dirty: Bool
     }
 
-    public init(_ transaction: DocumentTransaction) {
+    /// - Parameter overlay: changes of an earlier batch that `transaction` may not see yet
+    ///   (read from a snapshot while the writer commits them); they win over stored rows.
+    public init(_ transaction: DocumentTransaction, overlay: DocumentChanges? = nil) {
         self.transaction = transaction
+        for row in overlay?.rows ?? [] {
+            entries[Key(tenant: row.tenant, collection: row.collection, id: row.id)] = Entry(document: row.document, dirty: false)
+        }
     }
 
     /// The document as this workspace sees it: stored, plus changes not yet flushed.
@@ -102,33 +107,71 @@ public final class DocumentWorkspace {
 
     /// Writes every changed document once, and the track points; the workspace stays usable.
     public func flush() throws(DocumentStoreError) {
+        try transaction.write(takeChanges())
+    }
+
+    /// The changes since the last call, encoded and ready for `DocumentTransaction.write`, which
+    /// may run on another connection (the single writer) while this one reads on.
+    public func takeChanges() throws(DocumentStoreError) -> DocumentChanges {
+        var rows: [DocumentChanges.Row] = []
         for (key, entry) in entries where entry.dirty {
-            let table = try transaction.store.definition(key.collection).table
-            if let document = entry.document {
-                let body = try DocumentLimits.encode(document.data, id: document.id)
-                try transaction.run {
-                    try transaction.db.cachedStatement(sql: """
-                        INSERT INTO \(table) (tenant, id, body, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (tenant, id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at,
-                            updated_at = excluded.updated_at, version = excluded.version
-                        """).execute(arguments: [key.tenant, key.id, body, document.createdAt, document.updatedAt, document.version])
-                }
-            } else {
-                try transaction.run {
-                    try transaction.db.cachedStatement(sql: "DELETE FROM \(table) WHERE tenant = ? AND id = ?").execute(arguments: [key.tenant, key.id])
-                }
+            _ = try transaction.store.definition(key.collection)
+            let body = try entry.document.map { (document: Document) throws(DocumentStoreError) -> String in
+                try DocumentLimits.encode(document.data, id: document.id)
             }
+            rows.append(DocumentChanges.Row(tenant: key.tenant, collection: key.collection, id: key.id, document: entry.document, body: body))
             entries[key]?.dirty = false
         }
-        for (tenant, points) in Dictionary(grouping: trackPoints, by: \.tenant) {
-            try transaction.addTrackPoints(tenant: tenant, points.map(\.point))
-        }
-        trackPoints.removeAll()
+        defer { trackPoints.removeAll() }
+        return DocumentChanges(rows: rows, trackPoints: trackPoints)
     }
 
     private static func check(_ expected: Int?, against current: Int?, collection: String, id: String) throws(DocumentStoreError) {
         guard let expected, expected != (current ?? 0) else { return }
         let actual = current.map { "version \($0)" } ?? "no document"
         throw DocumentStoreError(.versionConflict, "\(collection)/\(id) expected version \(expected) but found \(actual)")
+    }
+}
+
+/// Document rows and track points to write, as a workspace produced them.
+public struct DocumentChanges: Sendable {
+    struct Row: Sendable {
+        let tenant: String
+        let collection: String
+        let id: String
+        /// `nil`: delete the row.
+        let document: Document?
+        /// `document` encoded.
+        let body: String?
+    }
+
+    var rows: [Row]
+    var trackPoints: [(tenant: String, point: TrackPoint)]
+
+    public var isEmpty: Bool { rows.isEmpty && trackPoints.isEmpty }
+}
+
+extension DocumentTransaction {
+    /// Writes changes a workspace produced: each document row once, then the track points.
+    public func write(_ changes: DocumentChanges) throws(DocumentStoreError) {
+        for row in changes.rows {
+            let table = try store.definition(row.collection).table
+            if let document = row.document, let body = row.body {
+                try run {
+                    try db.cachedStatement(sql: """
+                        INSERT INTO \(table) (tenant, id, body, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (tenant, id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at,
+                            updated_at = excluded.updated_at, version = excluded.version
+                        """).execute(arguments: [row.tenant, row.id, body, document.createdAt, document.updatedAt, document.version])
+                }
+            } else {
+                try run {
+                    try db.cachedStatement(sql: "DELETE FROM \(table) WHERE tenant = ? AND id = ?").execute(arguments: [row.tenant, row.id])
+                }
+            }
+        }
+        for (tenant, points) in Dictionary(grouping: changes.trackPoints, by: \.tenant) {
+            try addTrackPoints(tenant: tenant, points.map(\.point))
+        }
     }
 }

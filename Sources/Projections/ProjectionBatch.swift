@@ -1,6 +1,13 @@
 import DocumentStore
 import Streams
 
+/// A batch applied in memory, ready to commit.
+struct BatchPlan: Sendable {
+    let report: BatchReport
+    let changes: DocumentChanges
+    let ledger: [LedgerEntry]
+}
+
 /// Entries of one stream of one tenant, in stream order.
 public struct StreamSlice: Sendable {
     public let tenant: String
@@ -40,13 +47,27 @@ public struct StreamPosition: Sendable, Hashable, Codable {
 /// checkpoint are written in the same SQLite transaction, and an event the ledger already holds
 /// is skipped. Used by the live projector and by rebuilds alike.
 enum ProjectionBatch {
+    /// Applies the slices and commits the result in one transaction.
     static func apply(_ slices: [StreamSlice], group: String, in transaction: DocumentTransaction) throws -> BatchReport {
+        let plan = try prepare(slices, group: group, reading: transaction, after: nil)
+        try commit(plan, group: group, in: transaction)
+        return plan.report
+    }
+
+    /// Runs the appliers over the slices against `transaction` (a read snapshot is enough) and
+    /// returns what to write. `previous`, a batch prepared earlier and perhaps still being
+    /// committed, is overlaid on what the snapshot shows.
+    static func prepare(_ slices: [StreamSlice], group: String, reading transaction: DocumentTransaction, after previous: BatchPlan?) throws -> BatchPlan {
         var report = BatchReport()
         // Documents changed by the batch are written once each, at the end.
-        let workspace = DocumentWorkspace(transaction)
+        let workspace = DocumentWorkspace(transaction, overlay: previous?.changes)
         var ledger: [LedgerEntry] = []
         for slice in slices where !slice.records.isEmpty {
-            let checkpoint = try transaction.checkpoint(group: group, tenant: slice.tenant, stream: slice.stream)
+            let position = StreamPosition(tenant: slice.tenant, stream: slice.stream)
+            var checkpoint = try transaction.checkpoint(group: group, tenant: slice.tenant, stream: slice.stream)
+            if let carried = previous?.report.checkpoints[position], checkpoint.map({ streamID($0, isLessThan: carried) }) ?? true {
+                checkpoint = carried
+            }
             for record in slice.records {
                 if let checkpoint, !streamID(checkpoint, isLessThan: record.id) {
                     report.duplicates += 1
@@ -63,13 +84,19 @@ enum ProjectionBatch {
                 }
             }
             if let last = slice.records.last {
-                try transaction.advanceCheckpoint(group: group, tenant: slice.tenant, stream: slice.stream, to: last.id)
-                report.checkpoints[StreamPosition(tenant: slice.tenant, stream: slice.stream)] = last.id
+                report.checkpoints[position] = last.id
             }
         }
-        try workspace.flush()
-        try transaction.record(ledger)
-        return report
+        return BatchPlan(report: report, changes: try workspace.takeChanges(), ledger: ledger)
+    }
+
+    /// Writes a prepared batch: documents, ledger rows and checkpoints, in the caller's transaction.
+    static func commit(_ plan: BatchPlan, group: String, in transaction: DocumentTransaction) throws {
+        try transaction.write(plan.changes)
+        try transaction.record(plan.ledger)
+        for (position, id) in plan.report.checkpoints {
+            try transaction.advanceCheckpoint(group: group, tenant: position.tenant, stream: position.stream, to: id)
+        }
     }
 
     private enum Outcome {

@@ -95,8 +95,8 @@ public final class Projector: Sendable {
         var recovered = false
         var lastDiscovery = ContinuousClock.now - configuration.discoveryInterval
         var backoff = Duration.milliseconds(100)
-        /// A batch read ahead, delivered to this consumer and not yet applied.
-        var ahead: [StreamSlice]?
+        /// A batch read and applied in memory, not yet committed.
+        var pending: Prepared?
         while !shouldStop {
             do {
                 if ContinuousClock.now - lastDiscovery >= configuration.discoveryInterval {
@@ -111,8 +111,8 @@ public final class Projector: Sendable {
                 if streams.isEmpty {
                     lastDiscovery = ContinuousClock.now - configuration.discoveryInterval / 2
                 }
-                let (count, next) = try await step(after: ">", given: ahead, readAhead: true)
-                ahead = next
+                let (count, next) = try await pipelineStep(committing: pending)
+                pending = next
                 if count == 0, streams.isEmpty {
                     try await Task.sleep(for: min(configuration.block, .seconds(1)))
                 }
@@ -120,13 +120,13 @@ public final class Projector: Sendable {
             } catch let error as StreamError where error.code == .redis {
                 // Entries delivered but not acknowledged are read again from this consumer's history.
                 recovered = false
-                ahead = nil
+                pending = nil
                 logger.warning("redis error; retrying", metadata: ["error": "\(error.message)", "retry_in": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             } catch let error as RedisError {
                 recovered = false
-                ahead = nil
+                pending = nil
                 logger.warning("redis error; retrying", metadata: ["error": "\(error)", "retry_in": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
@@ -134,9 +134,9 @@ public final class Projector: Sendable {
                 break
             }
         }
-        // The batch read ahead is in hand too: apply it rather than leave it pending.
-        if let ahead {
-            _ = try await step(after: ">", given: ahead, readAhead: false)
+        // The batch in hand is finished rather than left pending.
+        if let pending {
+            _ = try await commit(pending)
         }
     }
 
@@ -172,32 +172,65 @@ public final class Projector: Sendable {
     }
 
     /// Reads one batch across all streams, applies it, acknowledges it; returns its size.
+    /// Reads one batch, applies and commits it, acknowledges it; returns its size.
     private func step(after id: String) async throws -> Int {
-        try await step(after: id, given: nil, readAhead: false).count
+        let positions = streams
+        guard !positions.isEmpty else { return 0 }
+        let slices = try await read(positions, after: id)
+        guard slices.contains(where: { !$0.records.isEmpty }) else { return 0 }
+        let plan = try await store.read { [group = configuration.group] in
+            try ProjectionBatch.prepare(slices, group: group, reading: $0, after: nil)
+        }
+        return try await commit(Prepared(slices: slices, plan: plan))
     }
 
-    /// Applies one batch — `given`, or one read now — and acknowledges it. With `readAhead`, a
-    /// full batch's successor is read while this one is applied, so Redis and SQLite work at the
-    /// same time; it is returned for the next step.
-    private func step(after id: String, given: [StreamSlice]?, readAhead: Bool) async throws -> (count: Int, next: [StreamSlice]?) {
-        let positions = streams
-        guard !positions.isEmpty || given != nil else { return (0, nil) }
+    /// A batch applied in memory, not yet committed.
+    private struct Prepared: Sendable {
         let slices: [StreamSlice]
-        if let given { slices = given } else { slices = try await read(positions, after: id) }
-        let total = slices.reduce(0) { $0 + $1.records.count }
-        guard total > 0 else { return (0, nil) }
-        let prefetch = readAhead && total >= configuration.batchSize && !shouldStop
-        async let ahead: [StreamSlice]? = prefetch ? try await read(positions, after: ">") : nil
-        let report = try await store.write { [group = configuration.group] transaction in
-            try ProjectionBatch.apply(slices, group: group, in: transaction)
+        let plan: BatchPlan
+    }
+
+    /// Commits `current` while the next batch is read and applied in memory, so the SQLite
+    /// writer and the appliers (Swift, JSON) work on both cores at once. The next batch sees
+    /// `current`'s changes through an overlay, whether or not its read snapshot includes them.
+    /// - Returns: entries read, and the next batch to commit.
+    private func pipelineStep(committing current: Prepared?) async throws -> (count: Int, next: Prepared?) {
+        async let committed: Int = commitIfAny(current)
+        let positions = streams
+        var next: Prepared?
+        var count = 0
+        if !positions.isEmpty, !shouldStop {
+            let slices = try await read(positions, after: ">")
+            count = slices.reduce(0) { $0 + $1.records.count }
+            if count > 0 {
+                let plan = try await store.read { [group = configuration.group, previous = current?.plan] in
+                    try ProjectionBatch.prepare(slices, group: group, reading: $0, after: previous)
+                }
+                next = Prepared(slices: slices, plan: plan)
+            }
         }
+        _ = try await committed
+        return (count, next)
+    }
+
+    private func commitIfAny(_ prepared: Prepared?) async throws -> Int {
+        guard let prepared else { return 0 }
+        return try await commit(prepared)
+    }
+
+    /// Writes a prepared batch in one transaction, then acknowledges its entries.
+    private func commit(_ prepared: Prepared) async throws -> Int {
+        try await store.write { [group = configuration.group, plan = prepared.plan] transaction in
+            try ProjectionBatch.commit(plan, group: group, in: transaction)
+        }
+        let report = prepared.plan.report
         for failure in report.failures {
             logger.warning("event failed", metadata: ["tenant": "\(failure.tenant)", "stream": "\(failure.stream)", "id": "\(failure.id)", "reason": "\(failure.reason)"])
         }
         try hooks.afterCommit?()
-        try await acknowledge(slices)
+        try await acknowledge(prepared.slices)
         applied(report.checkpoints)
-        return (total, try await ahead)
+        return prepared.slices.reduce(0) { $0 + $1.records.count }
     }
 
     private func read(_ positions: [StreamPosition], after id: String) async throws -> [StreamSlice] {
