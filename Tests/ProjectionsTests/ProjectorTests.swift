@@ -213,3 +213,42 @@ final class ProjectorTests {
         #expect(after.allSatisfy { $0.lagEntries == 0 && $0.lagSeconds == 0 && $0.checkpoint == $0.head })
     }
 }
+
+@Suite("Projector pipeline")
+final class ProjectorPipelineTests {
+    let context: ProjectionContext
+
+    init() throws {
+        context = try ProjectionContext()
+    }
+
+    @Test func smallBatchesOverHotDocumentsApplyEveryStepOnce() async throws {
+        let store = try context.store()
+        let resources = try context.producer(StreamNames.resourceUpdates)
+        let locations = try context.producer(StreamNames.locationUpdates)
+        try await resources.publish(eventType: EventType.resourceCreated, payload: ResourceCreated(resourceId: "fuel", name: "Fuel", unit: "l", quantity: 1_000))
+        var lastResource = ""
+        var lastLocation = ""
+        for n in 1...200 {
+            lastResource = try await resources.publish(eventType: EventType.resourceAdjusted, payload: ResourceAdjusted(resourceId: "fuel", delta: n % 2 == 0 ? -7 : 3))
+            lastLocation = try await locations.publish(eventType: EventType.locationReported, payload: LocationReported(workerId: "w\(n % 3)", lat: Double(n) / 10, lon: 1))
+        }
+        // Batches of 5 per stream: each batch is applied over the previous one while it commits.
+        let projector = try context.projector(store, batchSize: 5)
+        let running = Task { try await projector.run() }
+        #expect(await projector.waitUntilApplied(tenant: "acme", stream: StreamNames.resourceUpdates, id: lastResource, timeout: .seconds(30)))
+        #expect(await projector.waitUntilApplied(tenant: "acme", stream: StreamNames.locationUpdates, id: lastLocation, timeout: .seconds(30)))
+        projector.stop()
+        try await running.value
+        let fuel = try #require(try await store.get(tenant: "acme", collection: "resources", id: "fuel"))
+        let expected: Double = 1_000 + 300 - 700
+        #expect(fuel.data["quantity"] == .number(expected))
+        #expect(fuel.version == 201)
+        let worker = try #require(try await store.get(tenant: "acme", collection: "workers", id: "w2"))
+        #expect(worker.data[path: "location.lat"] == 20)
+        #expect(worker.version == 67)
+        let live = try await context.snapshot(store)
+        _ = try await ProjectionMaintenance.rebuild(redisURL: context.url, store: store)
+        #expect(try await context.snapshot(store) == live)
+    }
+}
