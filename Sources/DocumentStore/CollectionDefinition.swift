@@ -9,23 +9,47 @@ public struct CollectionDefinition: Sendable, Hashable {
         guard Self.isValidName(name) else {
             throw DocumentStoreError(.invalidCollection, "collection name '\(name)' must be 1-64 letters, digits or '_', starting with a letter")
         }
-        self.name = name
-        self.indexedFields = indexedFields
+        self.init(declared: name, indexedFields: indexedFields)
     }
 
     /// For collections declared in code; traps on an invalid name.
     init(declared name: String, indexedFields: [FieldPath]) {
         precondition(Self.isValidName(name), "invalid collection name \(name)")
         self.name = name
-        self.indexedFields = indexedFields
+        var unique: [FieldPath] = []
+        for field in indexedFields where !field.isDocumentID && !unique.contains(field) { unique.append(field) }
+        self.indexedFields = unique
+        let columns = unique.map { Self.column($0) }
+        let names = (["tenant", "id", "body", "created_at", "updated_at", "version"] + columns).joined(separator: ", ")
+        let placeholders = Array(repeating: "?", count: 6 + columns.count).joined(separator: ", ")
+        let updates = (["body", "created_at", "updated_at", "version"] + columns).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        upsertSQL = "INSERT INTO c_\(name) (\(names)) VALUES (\(placeholders)) ON CONFLICT (tenant, id) DO UPDATE SET \(updates)"
     }
 
     /// The SQLite table holding the collection's documents.
     var table: String { "c_" + name }
 
+    /// Writes one document row with its field columns (arguments: tenant, id, body, created_at,
+    /// updated_at, version, then one value per indexed field).
+    let upsertSQL: String
+
     /// The name of the index on `field`.
     func indexName(_ field: FieldPath) -> String {
-        "i_\(name)_" + field.segments.joined(separator: "_")
+        "x_\(name)_" + field.segments.joined(separator: "_")
+    }
+
+    /// The column that holds an indexed field's value, quoted: `"f:location.lat"`. The path
+    /// grammar has no quotes, so the name is always a safe identifier.
+    static func column(_ field: FieldPath) -> String {
+        "\"f:\(field.description)\""
+    }
+
+    /// The SQL reading `field` of a row: the id, an indexed field's column (filled on write from
+    /// the body, as `json_extract` would read it), or `json_extract` on the body.
+    func expression(for field: FieldPath) -> String {
+        if field.isDocumentID { return "id" }
+        if indexedFields.contains(field) { return Self.column(field) }
+        return "json_extract(body, '\(field.jsonPath)')"
     }
 
     func isIndexed(_ field: FieldPath) -> Bool {

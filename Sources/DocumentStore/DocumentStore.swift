@@ -127,6 +127,11 @@ public final class DocumentStore: Sendable {
         return migrator
     }
 
+    /// Creates the collection's table, one column per indexed field and an index on each.
+    ///
+    /// Indexes are on plain columns filled from the body on write, not on `json_extract`
+    /// expressions: SQLite would parse the JSON body once per index on every insert and twice on
+    /// every update. A field declared later gets its column filled from the stored bodies here.
     static func create(_ collection: CollectionDefinition, in db: Database) throws {
         try db.execute(sql: """
             CREATE TABLE IF NOT EXISTS \(collection.table) (
@@ -139,10 +144,20 @@ public final class DocumentStore: Sendable {
                 PRIMARY KEY (tenant, id)
             )
             """)
+        let existing = Set(try Row.fetchAll(db, sql: "PRAGMA table_info(\(collection.table))").map { $0["name"] as String })
+        for field in collection.indexedFields where !existing.contains("f:\(field)") {
+            let column = CollectionDefinition.column(field)
+            try db.execute(sql: "ALTER TABLE \(collection.table) ADD COLUMN \(column)")
+            try db.execute(sql: "UPDATE \(collection.table) SET \(column) = json_extract(body, '\(field.jsonPath)')")
+        }
+        // Expression indexes of earlier versions would only slow writes down.
+        for legacy in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name LIKE 'i\\_%' ESCAPE '\\'", arguments: [collection.table]) {
+            try db.execute(sql: "DROP INDEX \"\(legacy)\"")
+        }
         // The id closes each index so equality on the field, ordered by id (every query's
         // tie-breaker), reads the index in order: no sort, and LIMIT stops early.
-        for field in collection.indexedFields where !field.isDocumentID {
-            try db.execute(sql: "CREATE INDEX IF NOT EXISTS \(collection.indexName(field)) ON \(collection.table) (tenant, \(field.sqlExpression), id)")
+        for field in collection.indexedFields {
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS \(collection.indexName(field)) ON \(collection.table) (tenant, \(CollectionDefinition.column(field)), id)")
         }
     }
 

@@ -65,7 +65,7 @@ public struct DocumentTransaction {
         try DocumentLimits.validateTenant(tenant)
         let definition = try store.definition(query.collection)
         try requireIndexes(query, definition, tenant: tenant)
-        let (clause, arguments) = try QueryCompiler.whereClause(query, tenant: tenant)
+        let (clause, arguments) = try QueryCompiler.whereClause(query, definition, tenant: tenant)
         return try run { try Int.fetchOne(db, sql: "SELECT count(*) FROM \(definition.table) WHERE \(clause)", arguments: StatementArguments(arguments)) ?? 0 }
     }
 
@@ -91,18 +91,18 @@ public struct DocumentTransaction {
             throw DocumentStoreError(.invalidQuery, "a query takes at most 20 filters and 5 orderBy fields")
         }
         try requireIndexes(query, definition, tenant: tenant)
-        var (clause, arguments) = try QueryCompiler.whereClause(query, tenant: tenant)
+        var (clause, arguments) = try QueryCompiler.whereClause(query, definition, tenant: tenant)
         if let cursor = query.cursor {
             let values = try cursorValues(cursor, query: query, definition: definition, tenant: tenant)
-            let (after, afterArguments) = QueryCompiler.afterClause(query, values: values)
+            let (after, afterArguments) = QueryCompiler.afterClause(query, definition, values: values)
             clause += " AND " + after
             arguments += afterArguments
         }
         let key = QueryCompiler.sortKey(query)
-        let keyColumns = key.map { ", " + $0.field.sqlExpression }.joined()
+        let keyColumns = key.map { ", " + definition.expression(for: $0.field) }.joined()
         let sql = """
             SELECT id, body, created_at, updated_at, version\(keyColumns) FROM \(definition.table)
-            WHERE \(clause) ORDER BY \(QueryCompiler.orderClause(query)) LIMIT \(pageSize(query))
+            WHERE \(clause) ORDER BY \(QueryCompiler.orderClause(query, definition)) LIMIT \(pageSize(query))
             """
         return (sql, arguments, definition)
     }
@@ -117,7 +117,7 @@ public struct DocumentTransaction {
             }
             return values.map(\.databaseValue) + [id.databaseValue]
         case .document(let id):
-            let columns = key.map(\.field.sqlExpression).joined(separator: ", ")
+            let columns = key.map { definition.expression(for: $0.field) }.joined(separator: ", ")
             guard let row = try run({ try Row.fetchOne(db, sql: "SELECT \(columns) FROM \(definition.table) WHERE tenant = ? AND id = ?", arguments: [tenant, id]) }) else {
                 throw DocumentStoreError(.notFound, "cursor document \(definition.name)/\(id) does not exist")
             }

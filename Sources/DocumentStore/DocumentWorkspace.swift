@@ -155,18 +155,17 @@ extension DocumentTransaction {
     /// Writes changes a workspace produced: each document row once, then the track points.
     public func write(_ changes: DocumentChanges) throws(DocumentStoreError) {
         for row in changes.rows {
-            let table = try store.definition(row.collection).table
+            let definition = try store.definition(row.collection)
             if let document = row.document, let body = row.body {
-                try run {
-                    try db.cachedStatement(sql: """
-                        INSERT INTO \(table) (tenant, id, body, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (tenant, id) DO UPDATE SET body = excluded.body, created_at = excluded.created_at,
-                            updated_at = excluded.updated_at, version = excluded.version
-                        """).execute(arguments: [row.tenant, row.id, body, document.createdAt, document.updatedAt, document.version])
+                var arguments: [DatabaseValueConvertible?] = [row.tenant, row.id, body, document.createdAt, document.updatedAt, document.version]
+                // The indexed fields' columns hold what json_extract would read from the body.
+                for field in definition.indexedFields {
+                    arguments.append(document.data[path: field]?.databaseValue ?? .null)
                 }
+                try run { try db.cachedStatement(sql: definition.upsertSQL).execute(arguments: StatementArguments(arguments)) }
             } else {
                 try run {
-                    try db.cachedStatement(sql: "DELETE FROM \(table) WHERE tenant = ? AND id = ?").execute(arguments: [row.tenant, row.id])
+                    try db.cachedStatement(sql: "DELETE FROM \(definition.table) WHERE tenant = ? AND id = ?").execute(arguments: [row.tenant, row.id])
                 }
             }
         }

@@ -41,10 +41,6 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible, Expressibl
     /// The JSON path for SQLite's JSON functions: `$.location.lat`.
     var jsonPath: String { "$." + segments.joined(separator: ".") }
 
-    /// The SQL expression reading this field from a document row.
-    var sqlExpression: String {
-        isDocumentID ? "id" : "json_extract(body, '\(jsonPath)')"
-    }
 
     private static func isSegment(_ segment: String) -> Bool {
         guard let first = segment.utf8.first, !(first >= 0x30 && first <= 0x39) else { return false }

@@ -12,23 +12,23 @@ struct CompiledQuery {
 
 enum QueryCompiler {
     /// The WHERE clause (tenant, filters, order fields present) and its arguments.
-    static func whereClause(_ query: Query, tenant: String) throws(DocumentStoreError) -> (String, [DatabaseValueConvertible?]) {
+    static func whereClause(_ query: Query, _ definition: CollectionDefinition, tenant: String) throws(DocumentStoreError) -> (String, [DatabaseValueConvertible?]) {
         var clauses = ["tenant = ?"]
         var arguments: [DatabaseValueConvertible?] = [tenant]
         for filter in query.filters {
-            let (clause, values) = try compile(filter)
+            let (clause, values) = try compile(filter, definition)
             clauses.append(clause)
             arguments += values
         }
         // Like Firestore, ordering by a field keeps only documents that have it.
         for order in query.orders where !order.field.isDocumentID {
-            clauses.append("\(order.field.sqlExpression) IS NOT NULL")
+            clauses.append("\(definition.expression(for: order.field)) IS NOT NULL")
         }
         return (clauses.joined(separator: " AND "), arguments)
     }
 
-    private static func compile(_ filter: Query.Filter) throws(DocumentStoreError) -> (String, [DatabaseValueConvertible?]) {
-        let field = filter.field.sqlExpression
+    private static func compile(_ filter: Query.Filter, _ definition: CollectionDefinition) throws(DocumentStoreError) -> (String, [DatabaseValueConvertible?]) {
+        let field = definition.expression(for: filter.field)
         let path = filter.field.jsonPath
         switch filter.op {
         case .equal, .notEqual:
@@ -71,8 +71,8 @@ enum QueryCompiler {
     }
 
     /// ORDER BY with the document id as the final tie-breaker, in the last field's direction.
-    static func orderClause(_ query: Query) -> String {
-        sortKey(query).map { "\($0.field.sqlExpression) \($0.direction == .ascending ? "ASC" : "DESC")" }.joined(separator: ", ")
+    static func orderClause(_ query: Query, _ definition: CollectionDefinition) -> String {
+        sortKey(query).map { "\(definition.expression(for: $0.field)) \($0.direction == .ascending ? "ASC" : "DESC")" }.joined(separator: ", ")
     }
 
     /// The fields of the sort key: the query's orders, then the id (even if ordered on already,
@@ -82,17 +82,17 @@ enum QueryCompiler {
     }
 
     /// Keyset condition: rows strictly after `values` (one per sort-key field) in the sort order.
-    static func afterClause(_ query: Query, values: [DatabaseValue]) -> (String, [DatabaseValueConvertible?]) {
+    static func afterClause(_ query: Query, _ definition: CollectionDefinition, values: [DatabaseValue]) -> (String, [DatabaseValueConvertible?]) {
         let key = sortKey(query)
         var alternatives: [String] = []
         var arguments: [DatabaseValueConvertible?] = []
         for index in key.indices {
             var parts: [String] = []
             for earlier in 0..<index {
-                parts.append("\(key[earlier].field.sqlExpression) = ?")
+                parts.append("\(definition.expression(for: key[earlier].field)) = ?")
                 arguments.append(values[earlier])
             }
-            parts.append("\(key[index].field.sqlExpression) \(key[index].direction == .ascending ? ">" : "<") ?")
+            parts.append("\(definition.expression(for: key[index].field)) \(key[index].direction == .ascending ? ">" : "<") ?")
             arguments.append(values[index])
             alternatives.append("(" + parts.joined(separator: " AND ") + ")")
         }

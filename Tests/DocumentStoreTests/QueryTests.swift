@@ -200,9 +200,9 @@ struct QueryTests {
         let (store, _) = try temporaryStore()
         try await store.commit(tenant: "acme", (0..<200).map { .create(collection: "tasks", id: "t\($0)", data: ["status": $0 % 2 == 0 ? "open" : "done", "createdAt": .number(Double($0))]) })
         let equality = try await store.explain(tenant: "acme", Query("tasks").where("status", .equal, "open").limit(50))
-        #expect(equality.contains { $0.contains("USING INDEX i_tasks_status") }, "\(equality)")
+        #expect(equality.contains { $0.contains("USING INDEX x_tasks_status") }, "\(equality)")
         let ordered = try await store.explain(tenant: "acme", Query("tasks").order(by: "createdAt", .descending).limit(50))
-        #expect(ordered.contains { $0.contains("USING INDEX i_tasks_createdAt") }, "\(ordered)")
+        #expect(ordered.contains { $0.contains("USING INDEX x_tasks_createdAt") }, "\(ordered)")
         #expect(!ordered.contains { $0.contains("TEMP B-TREE") }, "\(ordered)")
         let byID = try await store.explain(tenant: "acme", Query("tasks").where(.documentID, .greater, "t5").limit(10))
         #expect(byID.contains { $0.contains("INDEX") }, "\(byID)")
@@ -218,7 +218,7 @@ struct QueryTests {
             _ = try await store.query(tenant: "acme", Query("tasks").where("colour", .equal, "red"))
         }
         #expect(error?.message.contains("no index on 'colour'") == true)
-        #expect(error?.message.contains("i_tasks_colour") == true)
+        #expect(error?.message.contains("x_tasks_colour") == true)
         // Indexed fields and other tenants' small collections are fine.
         _ = try await store.query(tenant: "acme", Query("tasks").where("status", .equal, "open"))
         _ = try await store.query(tenant: "globex", Query("tasks").where("colour", .equal, "red"))
@@ -256,5 +256,29 @@ struct QueryTests {
         ])
         #expect(try await store.query(tenant: "acme", Query("tasks").where("status", .equal, .null)).documents.map(\.id) == ["a"])
         #expect(try await store.query(tenant: "acme", Query("tasks").where("status", .notEqual, .null)).documents.map(\.id) == ["b"])
+    }
+}
+
+@Suite("Document store: declaring an index later")
+struct LateIndexTests {
+    @Test func aFieldDeclaredLaterIsFilledFromStoredDocuments() async throws {
+        let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("fo-late-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("store.sqlite").path
+        let plain = try CollectionDefinition("gear", indexedFields: [])
+        do {
+            let store = try DocumentStore(path: path, configuration: .init(collections: [plain]))
+            try await store.commit(tenant: "acme", (0..<30).map { .create(collection: "gear", id: "g\($0)", data: ["kind": .string($0 % 3 == 0 ? "pump" : "hose"), "flag": .bool($0 % 2 == 0)]) })
+        }
+        let indexed = try CollectionDefinition("gear", indexedFields: ["kind", "flag"])
+        let store = try DocumentStore(path: path, configuration: .init(collections: [indexed]))
+        let query = Query("gear").where("kind", .equal, "pump").where("flag", .equal, true).limit(50)
+        let page = try await store.query(tenant: "acme", query)
+        #expect(page.documents.map(\.id) == ["g0", "g12", "g18", "g24", "g6"])
+        let plan = try await store.explain(tenant: "acme", query)
+        #expect(plan.contains { $0.contains("x_gear_") }, "\(plan)")
+        // New writes fill the columns too.
+        try await store.commit(tenant: "acme", [.update(collection: "gear", id: "g1", fields: ["kind": "pump", "flag": true])])
+        #expect(try await store.count(tenant: "acme", query) == 6)
     }
 }
