@@ -110,16 +110,13 @@ public final class DocumentWorkspace {
         try transaction.write(takeChanges())
     }
 
-    /// The changes since the last call, encoded and ready for `DocumentTransaction.write`, which
-    /// may run on another connection (the single writer) while this one reads on.
+    /// The changes since the last call, ready for `DocumentTransaction.write`, which may run on
+    /// another connection (the single writer) while this one reads on. Encoding happens there,
+    /// which balances the two stages of a pipelined projector.
     public func takeChanges() throws(DocumentStoreError) -> DocumentChanges {
         var rows: [DocumentChanges.Row] = []
         for (key, entry) in entries where entry.dirty {
-            _ = try transaction.store.definition(key.collection)
-            let body = try entry.document.map { (document: Document) throws(DocumentStoreError) -> String in
-                try DocumentLimits.encode(document.data, id: document.id)
-            }
-            rows.append(DocumentChanges.Row(tenant: key.tenant, collection: key.collection, id: key.id, document: entry.document, body: body))
+            rows.append(DocumentChanges.Row(tenant: key.tenant, collection: key.collection, id: key.id, document: entry.document))
             entries[key]?.dirty = false
         }
         defer { trackPoints.removeAll() }
@@ -141,8 +138,6 @@ public struct DocumentChanges: Sendable {
         let id: String
         /// `nil`: delete the row.
         let document: Document?
-        /// `document` encoded.
-        let body: String?
     }
 
     var rows: [Row]
@@ -156,7 +151,8 @@ extension DocumentTransaction {
     public func write(_ changes: DocumentChanges) throws(DocumentStoreError) {
         for row in changes.rows {
             let definition = try store.definition(row.collection)
-            if let document = row.document, let body = row.body {
+            if let document = row.document {
+                let body = try DocumentLimits.encode(document.data, id: document.id)
                 var arguments: [DatabaseValueConvertible?] = [row.tenant, row.id, body, document.createdAt, document.updatedAt, document.version]
                 // The indexed fields' columns hold what json_extract would read from the body.
                 for field in definition.indexedFields {
