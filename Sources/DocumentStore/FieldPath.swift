@@ -1,7 +1,7 @@
 /// A dotted path into a document (`status`, `location.lat`), checked against a safe grammar.
 ///
 /// Segments are `[A-Za-z_][A-Za-z0-9_]*`, at most 10 deep and 200 bytes long, so a path can be
-/// written into SQL as a JSON path literal (expression indexes only match literals) without ever
+/// written into SQL as a JSON path literal or a quoted column name without ever
 /// carrying a quote, bracket or operator.
 public struct FieldPath: Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral {
     public let segments: [String]

@@ -3,12 +3,8 @@ import GRDB
 /// Turns a `Query` into SQL with every value bound as a parameter.
 ///
 /// Only three things are written into the SQL text: the collection's table name (a declared,
-/// validated identifier), field paths (checked by `FieldPath`'s grammar, so they can be literals
-/// that expression indexes match) and operators from a fixed list. Values never are.
-struct CompiledQuery {
-    var sql: String
-    var arguments: StatementArguments
-}
+/// validated identifier), field paths (checked by `FieldPath`'s grammar, so they can appear as
+/// JSON path literals or quoted column names) and operators from a fixed list. Values never are.
 
 enum QueryCompiler {
     /// The WHERE clause (tenant, filters, order fields present) and its arguments.
