@@ -18,6 +18,7 @@ let package = Package(
         // between `swift build` and `swift test`.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
     ],
     targets: [
         // hiredis, the C client. Only `Redis` imports it.
@@ -70,6 +71,7 @@ let package = Package(
                 "DocumentStore",
                 "Projections",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -103,9 +105,10 @@ let package = Package(
                 "FieldOpsServer",
                 "Redis",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
-        .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "Streams", "Redis", "DocumentStore", "Projections"]),
+        .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "FieldOpsServer", "Streams", "Redis", "DocumentStore", "Projections"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -66,9 +66,12 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try DocumentStore(path: configuration.databasePath)
         let projector = try Projector(redisURL: url, store: store, configuration: .init(consumer: configuration.nodeName), logger: logger)
         services.append(ProjectorService(projector: projector))
-        let dependencies = try ServerDependencies(redisURL: url, store: store, projector: projector, configuration: configuration)
+        let authority = try await TokenAuthority.load(storage: configuration.storage)
+        let dependencies = try ServerDependencies(redisURL: url, store: store, projector: projector, authority: authority, configuration: configuration)
         let app = buildApplication(dependencies, services: services, logger: logger)
-        logger.notice("FieldOps listening on http://\(configuration.host):\(configuration.port) — try: curl http://\(configuration.host):\(configuration.port)/readyz")
+        let base = "http://\(configuration.host):\(configuration.port)"
+        logger.notice("FieldOps listening on \(base)")
+        logger.notice("get a token: TOKEN=$(fieldops token create --tenant demo --sub me --role dispatcher --storage \(configuration.storage.path)); curl -H \"Authorization: Bearer $TOKEN\" \(base)/v1/me")
         try await app.runService()
     }
 }

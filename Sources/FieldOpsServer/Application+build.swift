@@ -14,19 +14,21 @@ public struct ServerDependencies: Sendable {
     public let projector: Projector
     public let redis: RedisConnectionPool
     public let configuration: ServerConfiguration
+    public let authority: TokenAuthority
 
-    public init(redisURL: String, store: DocumentStore, projector: Projector, configuration: ServerConfiguration) throws {
+    public init(redisURL: String, store: DocumentStore, projector: Projector, authority: TokenAuthority, configuration: ServerConfiguration) throws {
         self.redisURL = redisURL
         self.store = store
         self.projector = projector
+        self.authority = authority
         self.redis = try RedisConnectionPool(url: redisURL, configuration: .init(maxConnections: 8, connectDeadline: .seconds(2)))
         self.configuration = configuration
     }
 }
 
 /// The router of the JSON API.
-public func buildRouter(_ dependencies: ServerDependencies) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRequestContext> {
+    let router = Router(context: FieldOpsRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
     router.get("healthz") { _, _ -> Health in
         Health(status: "ok")
@@ -34,6 +36,11 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<BasicReque
     router.get("readyz") { _, _ -> Response in
         let report = await Readiness.check(dependencies)
         return try jsonResponse(report, status: report.ready ? .ok : .serviceUnavailable)
+    }
+    let api = router.group("v1").add(middleware: BearerAuthentication(authority: dependencies.authority))
+    // Who the token says the caller is: the tenant every other route is scoped to.
+    api.get("me") { _, context -> Response in
+        try jsonResponse(try context.requireIdentity())
     }
     return router
 }

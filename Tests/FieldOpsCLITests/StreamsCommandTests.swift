@@ -1,5 +1,6 @@
 import ArgumentParser
 import DocumentStore
+import FieldOpsServer
 import Projections
 import FieldOpsCLI
 import Foundation
@@ -223,5 +224,31 @@ final class ProjectionsCommandTests {
         #expect(statuses.map(\.lagEntries) == [0])
         let store = try DocumentStore(path: storage + "/fieldops.sqlite")
         #expect(try await store.count(tenant: "acme", Query("tasks")) == 5)
+    }
+}
+
+@Suite("fieldops token")
+struct TokenCommandTests {
+    @Test func mintsATokenTheServerAccepts() async throws {
+        let storage = NSTemporaryDirectory() + "fo-token-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: storage) }
+        let lines = Mutex<[String]>([])
+        let command = try FieldOpsCommand.parseAsRoot(["token", "create", "--tenant", "acme", "--sub", "w-42", "--role", "worker", "--storage", storage])
+        try await Console.$write.withValue({ line in lines.withLock { $0.append(line) } }) {
+            var asyncCommand = try #require(command as? AsyncParsableCommand)
+            try await asyncCommand.run()
+        }
+        let token = try #require(lines.withLock { $0.first })
+        #expect(token.split(separator: ".").count == 3)
+        // The secret was created once and is reused: the same authority verifies the token.
+        let authority = try await TokenAuthority.load(storage: URL(fileURLWithPath: storage))
+        let identity = try await authority.verify(token)
+        #expect(identity == Identity(tenant: "acme", subject: "w-42", role: .worker))
+        let secretFile = storage + "/jwt-secret"
+        let permissions = try FileManager.default.attributesOfItem(atPath: secretFile)[.posixPermissions] as? Int
+        #expect(permissions == 0o600)
+        #expect(throws: (any Error).self) {
+            _ = try FieldOpsCommand.parseAsRoot(["token", "create", "--tenant", "acme", "--sub", "x", "--role", "root"])
+        }
     }
 }

@@ -12,12 +12,15 @@ final class ServerTests: Sendable {
     let server: RedisServerProcess
     let dependencies: ServerDependencies
 
-    init() throws {
+    init() async throws {
         server = try RedisServerProcess()
         let store = try DocumentStore(path: ":memory:")
         let projector = try Projector(redisURL: server.url, store: store, configuration: .init(consumer: "test-node"))
-        dependencies = try ServerDependencies(redisURL: server.url, store: store, projector: projector, configuration: ServerConfiguration())
+        let authority = try await TokenAuthority(secret: Self.secret)
+        dependencies = try ServerDependencies(redisURL: server.url, store: store, projector: projector, authority: authority, configuration: ServerConfiguration())
     }
+
+    static let secret: [UInt8] = Array("a-test-secret-that-is-long-enough-32+".utf8)
 
     deinit {
         server.destroy()

@@ -1,0 +1,154 @@
+import Foundation
+import Hummingbird
+import JWTKit
+
+/// What a caller may do, from its token's `role` claim.
+public enum Role: String, Codable, Sendable, CaseIterable {
+    case dispatcher
+    case worker
+    case service
+    case admin
+}
+
+/// Who is calling: read from a verified token only, never from a request body or path.
+public struct Identity: Codable, Sendable, Hashable {
+    public let tenant: String
+    public let subject: String
+    public let role: Role
+
+    public init(tenant: String, subject: String, role: Role) {
+        self.tenant = tenant
+        self.subject = subject
+        self.role = role
+    }
+}
+
+/// The claims of a FieldOps access token.
+struct AccessClaims: JWTPayload {
+    var sub: SubjectClaim
+    var tenant: String
+    var role: Role
+    var iss: IssuerClaim
+    var aud: AudienceClaim
+    var exp: ExpirationClaim
+    var iat: IssuedAtClaim
+    var nbf: NotBeforeClaim?
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+        try nbf?.verifyNotBefore()
+        guard iss.value == TokenAuthority.issuer else {
+            throw JWTError.claimVerificationFailure(failedClaim: iss, reason: "issued by someone else")
+        }
+        try aud.verifyIntendedAudience(includes: TokenAuthority.audience)
+        guard TokenAuthority.isValidTenant(tenant), !sub.value.isEmpty else {
+            throw JWTError.claimVerificationFailure(failedClaim: sub, reason: "tenant or subject is malformed")
+        }
+    }
+}
+
+/// Mints and verifies access tokens with one HS256 key.
+///
+/// The algorithm is fixed by the key, never taken from a token's header, so `alg: none` and
+/// algorithm-confusion tokens fail verification.
+public final class TokenAuthority: Sendable {
+    static let issuer = "fieldops"
+    static let audience = "fieldops-api"
+    private let keys: JWTKeyCollection
+
+    /// - Parameter secret: at least 32 bytes.
+    public init(secret: [UInt8]) async throws {
+        guard secret.count >= 32 else { throw APIError(.internalServerError, code: "weak_secret", message: "the token secret must be at least 32 bytes") }
+        keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+    }
+
+    /// Reads the secret from `storage/jwt-secret`, creating it (random, mode 0600) on first start.
+    public static func load(storage: URL) async throws -> TokenAuthority {
+        let file = storage.appendingPathComponent("jwt-secret")
+        if let existing = try? Data(contentsOf: file), let decoded = Data(base64Encoded: String(decoding: existing, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
+            return try await TokenAuthority(secret: Array(decoded))
+        }
+        try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
+        var secret = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for index in secret.indices { secret[index] = UInt8.random(in: .min ... .max, using: &generator) }
+        try Data((Data(secret).base64EncodedString() + "\n").utf8).write(to: file, options: .atomic)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        return try await TokenAuthority(secret: secret)
+    }
+
+    /// A signed token for `subject` of `tenant` with `role`, valid for `lifetime`.
+    public func mint(tenant: String, subject: String, role: Role, lifetime: Duration = .seconds(86_400)) async throws -> String {
+        guard Self.isValidTenant(tenant) else { throw APIError(.badRequest, code: "invalid_tenant", message: "tenant '\(tenant)' must be 1-64 letters, digits, '-' or '_'") }
+        let now = Date()
+        let claims = AccessClaims(
+            sub: SubjectClaim(value: subject), tenant: tenant, role: role,
+            iss: IssuerClaim(value: Self.issuer), aud: AudienceClaim(value: [Self.audience]),
+            exp: ExpirationClaim(value: now.addingTimeInterval(TimeInterval(lifetime.components.seconds))),
+            iat: IssuedAtClaim(value: now), nbf: NotBeforeClaim(value: now.addingTimeInterval(-5))
+        )
+        return try await keys.sign(claims)
+    }
+
+    /// The caller a token names.
+    /// - Throws: `APIError` 401 `invalid_token` saying why (expired, wrong audience, bad signature…).
+    public func verify(_ token: String) async throws(APIError) -> Identity {
+        do {
+            let claims = try await keys.verify(token, as: AccessClaims.self)
+            return Identity(tenant: claims.tenant, subject: claims.sub.value, role: claims.role)
+        } catch let error as JWTError {
+            throw APIError(.unauthorized, code: "invalid_token", message: "the bearer token was refused: \(Self.reason(error))")
+        } catch {
+            throw APIError(.unauthorized, code: "invalid_token", message: "the bearer token was refused: it is not a valid token")
+        }
+    }
+
+    static func reason(_ error: JWTError) -> String {
+        switch error.errorType {
+        case .claimVerificationFailure: return error.reason ?? "a claim did not verify"
+        case .signatureVerificationFailed: return "its signature does not match"
+        case .malformedToken: return "it is malformed"
+        default: return error.reason ?? "\(error.errorType)"
+        }
+    }
+
+    static func isValidTenant(_ tenant: String) -> Bool {
+        !tenant.isEmpty && tenant.utf8.count <= 64 && tenant.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F
+        }
+    }
+}
+
+/// The request context of FieldOps routes: the verified caller, once authenticated.
+public struct FieldOpsRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var identity: Identity?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        identity = nil
+    }
+
+    /// The caller; routes behind `BearerAuthentication` always have one.
+    public func requireIdentity() throws -> Identity {
+        guard let identity else { throw APIError(.unauthorized, code: "missing_token", message: "send Authorization: Bearer <token>") }
+        return identity
+    }
+}
+
+/// Verifies `Authorization: Bearer <token>` and puts the caller in the context.
+struct BearerAuthentication: RouterMiddleware {
+    typealias Context = FieldOpsRequestContext
+    let authority: TokenAuthority
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+            throw APIError(.unauthorized, code: "missing_token", message: "send Authorization: Bearer <token>; mint one with `fieldops token create`")
+        }
+        let token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        var context = context
+        context.identity = try await authority.verify(token)
+        return try await next(request, context)
+    }
+}
