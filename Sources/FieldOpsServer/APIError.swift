@@ -15,12 +15,7 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = ErrorBody(error: .init(code: code, message: message))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var buffer = ByteBuffer()
-        buffer.writeBytes(try encoder.encode(body))
-        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: buffer))
+        try jsonResponse(ErrorBody(error: .init(code: code, message: message)), status: status)
     }
 
     private struct ErrorBody: Encodable {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import JWTKit
+import Streams
 
 /// What a caller may do, from its token's `role` claim.
 public enum Role: String, Codable, Sendable, CaseIterable {
@@ -113,10 +114,9 @@ public final class TokenAuthority: Sendable {
         }
     }
 
+    /// The tenant rule of the stream keys: a token may only name a tenant keys can be made for.
     static func isValidTenant(_ tenant: String) -> Bool {
-        !tenant.isEmpty && tenant.utf8.count <= 64 && tenant.utf8.allSatisfy {
-            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F
-        }
+        (try? StreamKeys(tenant: tenant)) != nil
     }
 }
 

@@ -31,22 +31,14 @@ struct ForgedClaims: JWTPayload {
 
 @Suite("Bearer tokens on /v1")
 final class AuthTests: Sendable {
-    let server: RedisServerProcess
-    let dependencies: ServerDependencies
+    let fixture: ServerFixture
+    var dependencies: ServerDependencies { fixture.dependencies }
 
     init() async throws {
-        server = try RedisServerProcess()
-        let store = try DocumentStore(path: ":memory:")
-        let projector = try Projector(redisURL: server.url, store: store, configuration: .init(consumer: "test-node"))
-        let authority = try await TokenAuthority(secret: ServerTests.secret)
-        dependencies = try ServerDependencies(redisURL: server.url, store: store, projector: projector, authority: authority, configuration: ServerConfiguration())
+        fixture = try await ServerFixture()
     }
 
-    deinit {
-        server.destroy()
-    }
-
-    func forge(_ claims: ForgedClaims, secret: [UInt8] = ServerTests.secret) async throws -> String {
+    func forge(_ claims: ForgedClaims, secret: [UInt8] = ServerFixture.secret) async throws -> String {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         return try await keys.sign(claims)

@@ -7,8 +7,9 @@ import Projections
 import Redis
 import Testing
 
-@Suite("HTTP server: health, readiness, errors")
-final class ServerTests: Sendable {
+/// A private redis-server and the dependencies the routes need.
+final class ServerFixture: Sendable {
+    static let secret: [UInt8] = Array("a-test-secret-that-is-long-enough-32+".utf8)
     let server: RedisServerProcess
     let dependencies: ServerDependencies
 
@@ -20,10 +21,19 @@ final class ServerTests: Sendable {
         dependencies = try ServerDependencies(redisURL: server.url, store: store, projector: projector, authority: authority, configuration: ServerConfiguration())
     }
 
-    static let secret: [UInt8] = Array("a-test-secret-that-is-long-enough-32+".utf8)
-
     deinit {
         server.destroy()
+    }
+}
+
+@Suite("HTTP server: health, readiness, errors")
+final class ServerTests: Sendable {
+    let fixture: ServerFixture
+    var server: RedisServerProcess { fixture.server }
+    var dependencies: ServerDependencies { fixture.dependencies }
+
+    init() async throws {
+        fixture = try await ServerFixture()
     }
 
     static func json(_ buffer: ByteBuffer) throws -> [String: Any] {
