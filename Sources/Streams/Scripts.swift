@@ -25,6 +25,83 @@ enum Scripts {
     return {id, 1}
     """#)
 
+    /// The write of the domain services: idempotency, conditions on live paths, appends, live
+    /// writes and publishes, all or nothing.
+    ///
+    /// KEYS[1] stream, KEYS[2] live hash, KEYS[3] live path index, KEYS[4] idempotency key (optional).
+    /// ARGV[1] idempotency TTL ms, ARGV[2] channel ('' for none), ARGV[3] stream name, then
+    /// a count and that many conditions (kind, path, argument), a count and that many live
+    /// writes (kind, path, value, extra), a count and that many events (field count, fields…).
+    /// Returns `{'ok', id…}`, `{'repeat', first id, last id}` or `{'refused', condition number, current value or ''}`.
+    static let appendEvents = RedisScript(#"""
+    local idem = KEYS[4]
+    if idem then
+      local first = redis.call('GET', idem)
+      if first then
+        local space = string.find(first, ' ', 1, true)
+        return {'repeat', string.sub(first, 1, space - 1), string.sub(first, space + 1)}
+      end
+    end
+    local live, paths = KEYS[2], KEYS[3]
+    local i = 4
+    local conditions = tonumber(ARGV[i]); i = i + 1
+    for c = 1, conditions do
+      local kind, path, arg = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+      local current = redis.call('HGET', live, path)
+      local ok = false
+      if kind == 'exists' then ok = current ~= false
+      elseif kind == 'absent' then ok = current == false
+      elseif kind == 'equals' then ok = current == arg
+      elseif kind == 'oneof' then
+        if current then
+          for value in string.gmatch(arg, '[^\n]+') do if value == current then ok = true end end
+        end
+      elseif kind == 'nonneg' then
+        local number = current and tonumber(current)
+        ok = number ~= nil and number + tonumber(arg) >= 0
+      end
+      if not ok then return {'refused', c, current or ''} end
+    end
+    local writes = tonumber(ARGV[i]); i = i + 1
+    for w = 1, writes do
+      local kind, path, value, extra = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]; i = i + 4
+      if kind == 'del' then
+        redis.call('HDEL', live, path)
+        redis.call('ZREM', paths, path)
+      else
+        local write = true
+        if kind == 'newer' then
+          local current = redis.call('HGET', live, path)
+          if current then
+            local decoded, shown = pcall(cjson.decode, current)
+            if decoded and type(shown) == 'table' and tonumber(shown.recordedAt) and tonumber(shown.recordedAt) > tonumber(extra) then write = false end
+          end
+        end
+        if kind == 'incr' then
+          redis.call('HINCRBYFLOAT', live, path, value)
+        elseif write then
+          redis.call('HSET', live, path, value)
+        end
+        redis.call('ZADD', paths, 0, path)
+      end
+    end
+    local count = tonumber(ARGV[i]); i = i + 1
+    local reply = {'ok'}
+    for e = 1, count do
+      local n = tonumber(ARGV[i]); i = i + 1
+      local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, i, i + n - 1))
+      reply[#reply + 1] = id
+      if ARGV[2] ~= '' then
+        local message = {id = id, stream = ARGV[3]}
+        for f = i, i + n - 1, 2 do message[ARGV[f]] = ARGV[f + 1] end
+        redis.call('PUBLISH', ARGV[2], cjson.encode(message))
+      end
+      i = i + n
+    end
+    if idem then redis.call('SET', idem, reply[2] .. ' ' .. reply[#reply], 'PX', ARGV[1]) end
+    return reply
+    """#)
+
     /// Trims by length and age, never below what a consumer group still needs.
     ///
     /// KEYS[1] stream, KEYS[2] meta. ARGV[1] max length override (0: use meta's),

@@ -29,6 +29,10 @@ public struct StreamKeys: Sendable, Hashable {
     public func consumerLease(stream: String, group: String, consumer: String) -> String {
         prefix + "consumer:" + stream + ":" + group + ":" + consumer
     }
+    /// `tenant:{T}:live`: the live key tree, JSON text per path.
+    public var live: String { prefix + "live" }
+    /// `tenant:{T}:live:paths`: the live paths in lexicographic order, for subtree reads.
+    public var livePaths: String { prefix + "live:paths" }
     /// The stream of entries that exhausted their retries.
     public var deadLetters: String { stream(StreamName.deadLetters) }
     /// SCAN pattern matching every stream key of the tenant.
