@@ -66,13 +66,13 @@ public struct CollectionDefinition: Sendable, Hashable {
 
 /// The collections FieldOps itself keeps (DESIGN.md §4).
 public enum ProductCollections {
-    public static let rooms = CollectionDefinition(declared: "rooms", indexedFields: ["name", "createdAt"])
-    public static let messages = CollectionDefinition(declared: "messages", indexedFields: ["roomId", "senderId", "createdAt"])
-    public static let workers = CollectionDefinition(declared: "workers", indexedFields: ["name", "status", "updatedAt"])
+    public static let rooms = CollectionDefinition(declared: "rooms", indexedFields: ["name", "createdAt", "members"])
+    public static let messages = CollectionDefinition(declared: "messages", indexedFields: ["roomId", "senderId", "createdAt", "streamId"])
+    public static let workers = CollectionDefinition(declared: "workers", indexedFields: ["name", "team", "active", "updatedAt", "location.lat", "location.lon"])
     public static let devices = CollectionDefinition(declared: "devices", indexedFields: ["workerId"])
     public static let tasks = CollectionDefinition(declared: "tasks", indexedFields: ["status", "assigneeId", "priority", "createdAt"])
     public static let resources = CollectionDefinition(declared: "resources", indexedFields: ["name", "category", "quantity"])
-    public static let notifications = CollectionDefinition(declared: "notifications", indexedFields: ["userId", "read", "createdAt"])
+    public static let notifications = CollectionDefinition(declared: "notifications", indexedFields: ["recipient", "userId", "read", "createdAt"])
     public static let files = CollectionDefinition(declared: "files", indexedFields: ["ownerId", "area", "createdAt"])
 
     public static let all = [rooms, messages, workers, devices, tasks, resources, notifications, files]

@@ -39,6 +39,11 @@ public enum JSONValue: Sendable, Hashable {
         return Int(number)
     }
 
+    public var arrayValue: [JSONValue]? {
+        if case .array(let values) = self { return values }
+        return nil
+    }
+
     public var boolValue: Bool? {
         if case .bool(let flag) = self { return flag }
         return nil

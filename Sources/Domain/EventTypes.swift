@@ -5,6 +5,15 @@ public enum EventType {
     public static let messageCreated = "message.created"
     public static let messageEdited = "message.edited"
     public static let messageDeleted = "message.deleted"
+    public static let roomMemberAdded = "room.member_added"
+    public static let roomMemberRemoved = "room.member_removed"
+    // workers
+    public static let workerRegistered = "worker.registered"
+    public static let workerUpdated = "worker.updated"
+    public static let workerDeactivated = "worker.deactivated"
+    public static let workerReactivated = "worker.reactivated"
+    public static let deviceRegistered = "device.registered"
+    public static let deviceDeactivated = "device.deactivated"
     // locationUpdates
     public static let locationReported = "location.reported"
     // resourceUpdates
@@ -24,6 +33,8 @@ public enum EventType {
 
 /// The product's streams.
 public enum StreamNames {
+    /// Workers and their tracking devices.
+    public static let workers = "workers"
     public static let locationUpdates = "locationUpdates"
     public static let resourceUpdates = "resourceUpdates"
     public static let taskAssignments = "taskAssignments"

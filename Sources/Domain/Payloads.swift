@@ -53,17 +53,29 @@ public struct LocationReported: Codable, Sendable, Hashable {
     public var accuracy: Double?
     public var speed: Double?
     public var heading: Double?
+    /// Meters above sea level.
+    public var altitude: Double?
+    /// Battery level, percent.
+    public var battery: Double?
     /// When the device took the fix (ISO 8601); defaults to the event's timestamp.
     public var recordedAt: String?
+    /// The device that sent it, for positions from tracking apps.
+    public var deviceId: String?
 
-    public init(workerId: String, lat: Double, lon: Double, accuracy: Double? = nil, speed: Double? = nil, heading: Double? = nil, recordedAt: String? = nil) {
+    public init(
+        workerId: String, lat: Double, lon: Double, accuracy: Double? = nil, speed: Double? = nil, heading: Double? = nil,
+        altitude: Double? = nil, battery: Double? = nil, recordedAt: String? = nil, deviceId: String? = nil
+    ) {
         self.workerId = workerId
         self.lat = lat
         self.lon = lon
         self.accuracy = accuracy
         self.speed = speed
         self.heading = heading
+        self.altitude = altitude
+        self.battery = battery
         self.recordedAt = recordedAt
+        self.deviceId = deviceId
     }
 }
 
@@ -100,15 +112,35 @@ public struct TaskCreated: Codable, Sendable, Hashable {
     public var taskId: String
     public var title: String
     public var description: String?
+    /// 1 low, 2 normal, 3 high, 4 urgent.
     public var priority: Int?
     public var assigneeId: String?
+    public var location: GeoPoint?
+    /// When it should be done (ISO 8601).
+    public var dueAt: String?
+    /// Who created it.
+    public var by: String?
 
-    public init(taskId: String, title: String, description: String? = nil, priority: Int? = nil, assigneeId: String? = nil) {
+    public init(taskId: String, title: String, description: String? = nil, priority: Int? = nil, assigneeId: String? = nil, location: GeoPoint? = nil, dueAt: String? = nil, by: String? = nil) {
         self.taskId = taskId
         self.title = title
         self.description = description
         self.priority = priority
         self.assigneeId = assigneeId
+        self.location = location
+        self.dueAt = dueAt
+        self.by = by
+    }
+}
+
+/// A place: latitude and longitude in degrees (WGS 84).
+public struct GeoPoint: Codable, Sendable, Hashable {
+    public var lat: Double
+    public var lon: Double
+
+    public init(lat: Double, lon: Double) {
+        self.lat = lat
+        self.lon = lon
     }
 }
 
@@ -129,24 +161,128 @@ public struct TaskTransition: Codable, Sendable, Hashable {
     }
 }
 
+/// A notification for one user, everyone with a role, or the members of a room (one of the three).
 public struct NotificationCreated: Codable, Sendable, Hashable {
     public var notificationId: String
-    public var userId: String
+    public var userId: String?
+    public var role: String?
+    public var roomId: String?
     public var title: String
     public var body: String?
+    /// What it is about, e.g. `task:t1`.
+    public var subject: String?
 
-    public init(notificationId: String, userId: String, title: String, body: String? = nil) {
+    public init(notificationId: String, userId: String? = nil, role: String? = nil, roomId: String? = nil, title: String, body: String? = nil, subject: String? = nil) {
         self.notificationId = notificationId
         self.userId = userId
+        self.role = role
+        self.roomId = roomId
         self.title = title
         self.body = body
+        self.subject = subject
+    }
+
+    /// `user:ID`, `role:NAME` or `room:ID`: who it is for, as one queryable value.
+    public var recipient: String? {
+        if let userId { return "user:" + userId }
+        if let role { return "role:" + role }
+        if let roomId { return "room:" + roomId }
+        return nil
     }
 }
 
 public struct NotificationRead: Codable, Sendable, Hashable {
     public var notificationId: String
+    /// Who read it; each reader of a role or room notification is kept.
+    public var userId: String?
 
-    public init(notificationId: String) {
+    public init(notificationId: String, userId: String? = nil) {
         self.notificationId = notificationId
+        self.userId = userId
+    }
+}
+
+// MARK: - Rooms
+
+public struct RoomMember: Codable, Sendable, Hashable {
+    public var roomId: String
+    public var userId: String
+
+    public init(roomId: String, userId: String) {
+        self.roomId = roomId
+        self.userId = userId
+    }
+}
+
+// MARK: - Workers and devices
+
+public struct WorkerRegistered: Codable, Sendable, Hashable {
+    public var workerId: String
+    public var name: String
+    public var phone: String?
+    public var team: String?
+    public var skills: [String]?
+
+    public init(workerId: String, name: String, phone: String? = nil, team: String? = nil, skills: [String]? = nil) {
+        self.workerId = workerId
+        self.name = name
+        self.phone = phone
+        self.team = team
+        self.skills = skills
+    }
+}
+
+/// Changed fields of a worker; absent fields stay as they are.
+public struct WorkerUpdated: Codable, Sendable, Hashable {
+    public var workerId: String
+    public var name: String?
+    public var phone: String?
+    public var team: String?
+    public var skills: [String]?
+
+    public init(workerId: String, name: String? = nil, phone: String? = nil, team: String? = nil, skills: [String]? = nil) {
+        self.workerId = workerId
+        self.name = name
+        self.phone = phone
+        self.team = team
+        self.skills = skills
+    }
+}
+
+/// `worker.deactivated` and `worker.reactivated`.
+public struct WorkerActivation: Codable, Sendable, Hashable {
+    public var workerId: String
+
+    public init(workerId: String) {
+        self.workerId = workerId
+    }
+}
+
+/// A tracking device of a worker. The secret itself never enters a stream.
+public struct DeviceRegistered: Codable, Sendable, Hashable {
+    public var deviceId: String
+    public var workerId: String
+    /// `osmand` or `owntracks`.
+    public var `protocol`: String
+    /// OwnTracks user and device names.
+    public var user: String?
+    public var device: String?
+
+    public init(deviceId: String, workerId: String, protocol: String, user: String? = nil, device: String? = nil) {
+        self.deviceId = deviceId
+        self.workerId = workerId
+        self.protocol = `protocol`
+        self.user = user
+        self.device = device
+    }
+}
+
+public struct DeviceDeactivated: Codable, Sendable, Hashable {
+    public var deviceId: String
+    public var workerId: String
+
+    public init(deviceId: String, workerId: String) {
+        self.deviceId = deviceId
+        self.workerId = workerId
     }
 }

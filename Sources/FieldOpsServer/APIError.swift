@@ -1,29 +1,32 @@
+import DocumentStore
 import Foundation
 import Hummingbird
 
 /// Every API error: a status, a stable code and a message, rendered as
-/// `{"error": {"code": "…", "message": "…"}}`.
+/// `{"error": {"code": "…", "message": "…", "details": {…}}}`.
 public struct APIError: HTTPResponseError, Sendable {
     public let status: HTTPResponse.Status
     public let code: String
     public let message: String
+    /// Facts a client can act on, e.g. a task's current status after a 409.
+    public let details: JSONValue?
+    /// Extra headers, e.g. `Retry-After`.
+    public let headers: HTTPFields
 
-    public init(_ status: HTTPResponse.Status, code: String, message: String) {
+    public init(_ status: HTTPResponse.Status, code: String, message: String, details: JSONValue? = nil, headers: HTTPFields = [:]) {
         self.status = status
         self.code = code
         self.message = message
+        self.details = details
+        self.headers = headers
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        try jsonResponse(ErrorBody(error: .init(code: code, message: message)), status: status)
-    }
-
-    private struct ErrorBody: Encodable {
-        struct Detail: Encodable {
-            let code: String
-            let message: String
-        }
-        let error: Detail
+        var error: JSONObject = ["code": .string(code), "message": .string(message)]
+        if let details { error["details"] = details }
+        var response = Response.json(["error": .object(error)], status: status)
+        response.headers.append(contentsOf: headers)
+        return response
     }
 }
 
@@ -37,6 +40,8 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error
         } catch let error as HTTPError {
             throw APIError(error.status, code: Self.code(for: error.status), message: error.body ?? error.status.reasonPhrase)
+        } catch let error as HTTPResponseError where error.status.code < 500 {
+            throw APIError(error.status, code: Self.code(for: error.status), message: error.status.reasonPhrase)
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             throw APIError(.internalServerError, code: "internal_error", message: "the server failed to handle this request; it has been logged")

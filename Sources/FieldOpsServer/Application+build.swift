@@ -15,6 +15,8 @@ public struct ServerDependencies: Sendable {
     public let redis: RedisConnectionPool
     public let configuration: ServerConfiguration
     public let authority: TokenAuthority
+    /// The write path of every domain route.
+    public let writer: EventWriter
 
     public init(redisURL: String, store: DocumentStore, projector: Projector, authority: TokenAuthority, configuration: ServerConfiguration) throws {
         self.redisURL = redisURL
@@ -22,7 +24,12 @@ public struct ServerDependencies: Sendable {
         self.projector = projector
         self.authority = authority
         self.redis = try RedisConnectionPool(url: redisURL, configuration: .init(maxConnections: 8, connectDeadline: .seconds(2)))
+        self.writer = try EventWriter(redisURL: redisURL, configuration: .init(pool: .init(maxConnections: 16, connectDeadline: .seconds(2))))
         self.configuration = configuration
+    }
+
+    var writes: DomainWrites {
+        DomainWrites(writer: writer, store: store, projector: projector, waitTimeout: configuration.writeWaitTimeout)
     }
 }
 
@@ -42,6 +49,11 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     api.get("me") { _, context -> Response in
         try jsonResponse(try context.requireIdentity())
     }
+    let writes = dependencies.writes
+    let devices = DeviceRegistry(writer: dependencies.writer)
+    WorkerController(writes: writes, devices: devices).addRoutes(to: api)
+    LocationController(writes: writes).addRoutes(to: api)
+    TaskController(writes: writes).addRoutes(to: api)
     return router
 }
 
@@ -94,12 +106,4 @@ struct Readiness: Codable, Sendable {
         }
         return report
     }
-}
-
-func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    var buffer = ByteBuffer()
-    buffer.writeBytes(try encoder.encode(value))
-    return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: buffer))
 }

@@ -13,6 +13,8 @@ public struct ServerConfiguration: Sendable {
     public var nodeName: String
     /// `/readyz` reports not ready when the projection lags more than this.
     public var maxProjectionLag: Duration
+    /// Longest a `?wait=true` write waits for its projection before answering 202.
+    public var writeWaitTimeout: Duration
 
     public init(
         host: String = "127.0.0.1",
@@ -20,7 +22,8 @@ public struct ServerConfiguration: Sendable {
         storage: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("storage"),
         redisURL: String? = nil,
         nodeName: String = ProcessInfo.processInfo.hostName,
-        maxProjectionLag: Duration = .seconds(30)
+        maxProjectionLag: Duration = .seconds(30),
+        writeWaitTimeout: Duration = .seconds(5)
     ) {
         self.host = host
         self.port = port
@@ -28,6 +31,7 @@ public struct ServerConfiguration: Sendable {
         self.redisURL = redisURL
         self.nodeName = nodeName
         self.maxProjectionLag = maxProjectionLag
+        self.writeWaitTimeout = writeWaitTimeout
     }
 
     public var databasePath: String { storage.appendingPathComponent("fieldops.sqlite").path }

@@ -36,6 +36,14 @@ public enum Appliers {
         case EventType.messageCreated: try context.messageCreated()
         case EventType.messageEdited: try context.messageEdited()
         case EventType.messageDeleted: try context.messageDeleted()
+        case EventType.roomMemberAdded: try context.roomMember(added: true)
+        case EventType.roomMemberRemoved: try context.roomMember(added: false)
+        case EventType.workerRegistered: try context.workerRegistered()
+        case EventType.workerUpdated: try context.workerUpdated()
+        case EventType.workerDeactivated: try context.workerActivation(active: false)
+        case EventType.workerReactivated: try context.workerActivation(active: true)
+        case EventType.deviceRegistered: try context.deviceRegistered()
+        case EventType.deviceDeactivated: try context.deviceDeactivated()
         case EventType.locationReported: try context.locationReported()
         case EventType.resourceCreated: try context.resourceCreated()
         case EventType.resourceAdjusted: try context.resourceAdjusted()
@@ -134,6 +142,21 @@ private final class Context {
         ])
     }
 
+    func roomMember(added: Bool) throws {
+        let change = try payload(RoomMember.self)
+        let room = try require("rooms", change.roomId)
+        var members = room.data["members"]?.arrayValue ?? []
+        let member = JSONValue.string(change.userId)
+        if added {
+            guard !members.contains(member) else { return }
+            members.append(member)
+        } else {
+            guard members.contains(member) else { return }
+            members.removeAll { $0 == member }
+        }
+        try update(room, ["members": .array(members), "updatedAt": timeValue])
+    }
+
     func messageCreated() throws {
         let message = try payload(MessageCreated.self)
         try create("messages", message.messageId, [
@@ -156,6 +179,53 @@ private final class Context {
         try update(message, ["deleted": true, "text": "", "attachments": [], "deletedAt": timeValue])
     }
 
+    // MARK: - Workers and devices
+
+    func workerRegistered() throws {
+        let worker = try payload(WorkerRegistered.self)
+        var data: JSONObject = [
+            "workerId": .string(worker.workerId), "name": .string(worker.name), "active": true,
+            "skills": .array((worker.skills ?? []).map(JSONValue.string)), "createdAt": timeValue, "updatedAt": timeValue,
+        ]
+        if let phone = worker.phone { data["phone"] = .string(phone) }
+        if let team = worker.team { data["team"] = .string(team) }
+        try create("workers", worker.workerId, .object(data))
+    }
+
+    func workerUpdated() throws {
+        let change = try payload(WorkerUpdated.self)
+        let worker = try require("workers", change.workerId)
+        var fields: [(String, JSONValue)] = [("updatedAt", timeValue)]
+        if let name = change.name { fields.append(("name", .string(name))) }
+        if let phone = change.phone { fields.append(("phone", .string(phone))) }
+        if let team = change.team { fields.append(("team", .string(team))) }
+        if let skills = change.skills { fields.append(("skills", .array(skills.map(JSONValue.string)))) }
+        try update(worker, fields)
+    }
+
+    func workerActivation(active: Bool) throws {
+        let change = try payload(WorkerActivation.self)
+        let worker = try require("workers", change.workerId)
+        try update(worker, ["active": .bool(active), "updatedAt": timeValue])
+    }
+
+    func deviceRegistered() throws {
+        let device = try payload(DeviceRegistered.self)
+        var data: JSONObject = [
+            "deviceId": .string(device.deviceId), "workerId": .string(device.workerId), "protocol": .string(device.protocol),
+            "active": true, "createdAt": timeValue, "updatedAt": timeValue,
+        ]
+        if let user = device.user { data["user"] = .string(user) }
+        if let name = device.device { data["device"] = .string(name) }
+        try create("devices", device.deviceId, .object(data))
+    }
+
+    func deviceDeactivated() throws {
+        let change = try payload(DeviceDeactivated.self)
+        let device = try require("devices", change.deviceId)
+        try update(device, ["active": false, "updatedAt": timeValue])
+    }
+
     // MARK: - Locations
 
     func locationReported() throws {
@@ -172,6 +242,9 @@ private final class Context {
         if let accuracy = report.accuracy { location["accuracy"] = .number(accuracy) }
         if let speed = report.speed { location["speed"] = .number(speed) }
         if let heading = report.heading { location["heading"] = .number(heading) }
+        if let altitude = report.altitude { location["altitude"] = .number(altitude) }
+        if let battery = report.battery { location["battery"] = .number(battery) }
+        if let device = report.deviceId { location["deviceId"] = .string(device) }
         guard let worker = try existing("workers", report.workerId) else {
             write([.create(collection: "workers", id: report.workerId, data: [
                 "workerId": .string(report.workerId), "location": .object(location), "updatedAt": timeValue,
@@ -222,6 +295,9 @@ private final class Context {
         if let description = task.description { data["description"] = .string(description) }
         if let priority = task.priority { data["priority"] = .number(Double(priority)) }
         if let assignee = task.assigneeId { data["assigneeId"] = .string(assignee) }
+        if let location = task.location { data["location"] = ["lat": .number(location.lat), "lon": .number(location.lon)] }
+        if let dueAt = task.dueAt { data["dueAt"] = .string(dueAt) }
+        if let by = task.by { data["createdBy"] = .string(by) }
         try create("tasks", task.taskId, .object(data))
     }
 
@@ -247,19 +323,35 @@ private final class Context {
 
     func notificationCreated() throws {
         let notification = try payload(NotificationCreated.self)
+        guard let recipient = notification.recipient else {
+            throw ApplyFailure("notifications/\(notification.notificationId) names no userId, role or roomId")
+        }
         var data: JSONObject = [
-            "notificationId": .string(notification.notificationId), "userId": .string(notification.userId),
-            "title": .string(notification.title), "read": false, "createdAt": timeValue,
+            "notificationId": .string(notification.notificationId), "recipient": .string(recipient),
+            "title": .string(notification.title), "read": false, "readBy": [], "createdAt": timeValue,
         ]
+        if let userId = notification.userId { data["userId"] = .string(userId) }
+        if let role = notification.role { data["role"] = .string(role) }
+        if let roomId = notification.roomId { data["roomId"] = .string(roomId) }
         if let body = notification.body { data["body"] = .string(body) }
+        if let subject = notification.subject { data["subject"] = .string(subject) }
         try create("notifications", notification.notificationId, .object(data))
     }
 
     func notificationRead() throws {
         let read = try payload(NotificationRead.self)
         let notification = try require("notifications", read.notificationId)
-        guard notification.data["read"] != .bool(true) else { return }
-        try update(notification, ["read": true, "readAt": timeValue])
+        var readBy = notification.data["readBy"]?.arrayValue ?? []
+        if let reader = read.userId.map(JSONValue.string), !readBy.contains(reader) { readBy.append(reader) }
+        // A personal notification is read once its user (or, in older events, anyone) read it.
+        let personal = notification.data["userId"]
+        let readByTheirUser = personal != nil && (read.userId == nil || personal == read.userId.map(JSONValue.string))
+        if notification.data["read"] == .bool(true) || !readByTheirUser {
+            guard readBy != (notification.data["readBy"]?.arrayValue ?? []) else { return }
+            try update(notification, ["readBy": .array(readBy)])
+            return
+        }
+        try update(notification, ["read": true, "readAt": timeValue, "readBy": .array(readBy)])
     }
 
     // MARK: - Formatting

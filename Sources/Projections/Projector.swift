@@ -65,6 +65,8 @@ public final class Projector: Sendable {
         var applied: [StreamPosition: String] = [:]
         var waiters: [UUID: (position: StreamPosition, id: String, continuation: CheckedContinuation<Bool, Never>)] = [:]
         var stopRequested = false
+        /// A waiter asked about a stream not yet known: look for new streams now.
+        var discoveryRequested = false
     }
 
     public init(
@@ -99,7 +101,11 @@ public final class Projector: Sendable {
         var pending: Prepared?
         while !shouldStop {
             do {
-                if ContinuousClock.now - lastDiscovery >= configuration.discoveryInterval {
+                let asked = state.withLock { state in
+                    defer { state.discoveryRequested = false }
+                    return state.discoveryRequested
+                }
+                if asked || ContinuousClock.now - lastDiscovery >= configuration.discoveryInterval {
                     try await discover()
                     lastDiscovery = .now
                 }
@@ -117,7 +123,7 @@ public final class Projector: Sendable {
                     try await Task.sleep(for: min(configuration.block, .seconds(1)))
                 }
                 backoff = .milliseconds(100)
-            } catch let error as StreamError where error.code == .redis {
+            } catch let error as StreamError where error.isRedisFailure {
                 // Entries delivered but not acknowledged are read again from this consumer's history.
                 recovered = false
                 pending = nil
@@ -284,6 +290,8 @@ public final class Projector: Sendable {
                 await withCheckedContinuation { continuation in
                     let satisfied = self.state.withLock { state -> Bool in
                         if let applied = state.applied[position], !streamID(applied, isLessThan: id) { return true }
+                        // A write to a new stream (a new room, a new tenant) need not wait for the next discovery round.
+                        if !state.streams.contains(position) { state.discoveryRequested = true }
                         state.waiters[key] = (position, id, continuation)
                         return false
                     }

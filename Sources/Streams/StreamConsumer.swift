@@ -163,7 +163,7 @@ public final class StreamConsumer: Sendable {
                     try await process(batch, deliveries: [:], filter: filter)
                 }
                 backoff = .milliseconds(100)
-            } catch where error.code == .redis {
+            } catch where error.isRedisFailure {
                 // Redis is restarting or unreachable: entries stay pending and nothing is lost,
                 // so wait and go on rather than ending the subscription.
                 logger.warning("redis error; retrying", metadata: ["error": "\(error.message)", "retry_in": "\(backoff)"])

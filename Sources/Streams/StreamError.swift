@@ -25,6 +25,8 @@ public struct StreamError: Error, Sendable, Hashable {
         public static let deadLetterNotFound = Code("dead_letter_not_found")
         /// Redis failed or answered something the library did not expect.
         public static let redis = Code("redis_error")
+        /// Redis cannot be reached (down, restarting, connection lost): worth retrying later.
+        public static let unavailable = Code("redis_unavailable")
     }
 
     public let code: Code
@@ -37,8 +39,11 @@ public struct StreamError: Error, Sendable, Hashable {
 
     /// Wraps a Redis-layer failure, keeping its code in the message.
     init(_ error: RedisError) {
-        self.init(.redis, "\(error.code): \(error.message)")
+        self.init(error.isConnectionError ? .unavailable : .redis, "\(error.code): \(error.message)")
     }
+
+    /// Redis failed or is unreachable, rather than the request being wrong.
+    public var isRedisFailure: Bool { code == .redis || code == .unavailable }
 }
 
 extension StreamError: CustomStringConvertible {

@@ -1,0 +1,76 @@
+import DocumentStore
+import Foundation
+import Hummingbird
+
+/// Reading route and query parameters with clear 400s.
+extension Request {
+    /// A query parameter as a number in `range`, or `defaultValue` when absent.
+    func intParameter(_ name: String, default defaultValue: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = uri.queryParameters.get(name) else { return defaultValue }
+        guard let value = Int(text), range.contains(value) else {
+            throw APIError.invalid(name, "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// A query parameter holding a time (see `APITime`), as milliseconds.
+    func timeParameter(_ name: String) throws -> Int64? {
+        guard let text = uri.queryParameters.get(name) else { return nil }
+        guard let time = APITime.milliseconds(text) else {
+            throw APIError.invalid(name, "'\(text)' is not a time: use ISO 8601 (2026-11-22T14:02:00Z) or epoch seconds or milliseconds")
+        }
+        return time
+    }
+
+    /// The `cursor` query parameter of paged lists.
+    func cursorParameter() throws -> QueryCursor? {
+        guard let token = uri.queryParameters.get("cursor") else { return nil }
+        do {
+            return try QueryCursor(token: token)
+        } catch {
+            throw APIError.invalid("cursor", "not a cursor this server issued")
+        }
+    }
+}
+
+extension FieldOpsRequestContext {
+    /// A path parameter that must be an id.
+    func id(_ name: String) throws -> String {
+        let value = try parameters.require(name)
+        try Identifiers.validate(value, field: name)
+        return value
+    }
+}
+
+/// Times as the API accepts them.
+enum APITime {
+    /// Milliseconds since 1970 from ISO 8601 (`2026-11-22T14:02:00Z`, fractions and offsets
+    /// allowed) or a number of epoch seconds (up to 11 digits) or milliseconds.
+    static func milliseconds(_ text: String) -> Int64? {
+        if let number = Double(text), number.isFinite, number >= 0 {
+            // Epoch seconds stay below 1e11 until the year 5138; milliseconds are above it since 1973.
+            return number < 100_000_000_000 ? Int64((number * 1000).rounded()) : Int64(number.rounded())
+        }
+        let withFraction = ISO8601DateFormatter()
+        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let date = withFraction.date(from: text) ?? ISO8601DateFormatter().date(from: text) else { return nil }
+        return Int64((date.timeIntervalSince1970 * 1000).rounded())
+    }
+
+    /// ISO 8601 with milliseconds, UTC.
+    static func iso(_ milliseconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+    }
+
+    static var nowMilliseconds: Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+}
+
+/// A page of documents as lists return it: `{"NAME": [...], "nextCursor": "…" | null}`.
+func pageResponse(_ page: QueryPage, name: String) -> Response {
+    Response.json([
+        name: .array(page.documents.map(\.resource)),
+        "nextCursor": page.nextCursor.map { .string($0.token) } ?? .null,
+    ])
+}

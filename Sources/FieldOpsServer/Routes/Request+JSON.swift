@@ -1,0 +1,122 @@
+import DocumentStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+extension Request {
+    /// The body as `T`, with errors a caller can act on: 415 for a body that is not JSON,
+    /// 413 past `limit`, 400 naming the field that is missing or of the wrong type.
+    /// Unknown fields are ignored, so server-owned values (`tenant`, `id`, `createdAt`…) in a
+    /// body never take effect.
+    func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int = RequestLimits.jsonBody) async throws -> T {
+        let buffer = try await collectJSON(limit: limit)
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+        } catch let error as DecodingError {
+            throw APIError(.badRequest, code: "invalid_body", message: Self.describe(error))
+        }
+    }
+
+    /// The body as `T`, or `nil` when the request has no body.
+    func decodeOptionalJSON<T: Decodable>(_ type: T.Type, limit: Int = RequestLimits.jsonBody) async throws -> T? {
+        if headers[.contentLength] == "0" { return nil }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError.bodyTooLarge(limit)
+        }
+        guard buffer.readableBytes > 0 else { return nil }
+        if let type = headers[.contentType]?.lowercased(), !type.hasPrefix("application/json"), !type.contains("+json") {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json (got \(type))")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+        } catch let error as DecodingError {
+            throw APIError(.badRequest, code: "invalid_body", message: Self.describe(error))
+        }
+    }
+
+    /// The raw JSON body after the content-type and size checks.
+    func collectJSON(limit: Int = RequestLimits.jsonBody) async throws -> ByteBuffer {
+        if let type = headers[.contentType]?.lowercased(), !type.hasPrefix("application/json"), !type.contains("+json") {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json (got \(type))")
+        }
+        if let length = headers[.contentLength].flatMap(Int.init), length > limit {
+            throw APIError.bodyTooLarge(limit)
+        }
+        do {
+            return try await body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError.bodyTooLarge(limit)
+        }
+    }
+
+    /// `?name=true` (or `1`, `yes`).
+    func flag(_ name: String) -> Bool {
+        guard let value = uri.queryParameters.get(name)?.lowercased() else { return false }
+        return value == "true" || value == "1" || value == "yes" || value.isEmpty
+    }
+
+    /// The `Idempotency-Key` header, checked.
+    func idempotencyKey() throws -> String? {
+        guard let key = headers[HTTPField.Name("Idempotency-Key")!] else { return nil }
+        guard !key.isEmpty, key.utf8.count <= 200, key.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+            throw APIError(.badRequest, code: "invalid_idempotency_key", message: "Idempotency-Key must be 1-200 visible ASCII characters")
+        }
+        return key
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey], _ key: (any CodingKey)? = nil) -> String {
+            let parts = (codingPath + (key.map { [$0] } ?? [])).map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+            return parts.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "field '\(path(context.codingPath, key))' is required"
+        case .typeMismatch(let type, let context): return "field '\(path(context.codingPath))' must be \(Self.describe(type))"
+        case .valueNotFound(let type, let context): return "field '\(path(context.codingPath))' must be \(Self.describe(type)), not null"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "the body is not valid JSON" }
+            return "field '\(path(context.codingPath))': \(context.debugDescription)"
+        @unknown default: return "the body does not match what this route expects"
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Double.Type, is Int.Type, is Int64.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        case is [Any].Type: return "an array"
+        default:
+            let name = "\(type)"
+            return name.hasPrefix("Array") ? "an array" : name.hasPrefix("Dictionary") ? "an object" : "an object"
+        }
+    }
+}
+
+/// Sizes the server accepts.
+enum RequestLimits {
+    /// JSON bodies: a batch of 1 000 locations fits with room to spare.
+    static let jsonBody = 1 << 20
+}
+
+extension APIError {
+    static func bodyTooLarge(_ limit: Int) -> APIError {
+        APIError(.contentTooLarge, code: "body_too_large", message: "the body is larger than \(limit) bytes")
+    }
+
+    static func notFound(_ what: String) -> APIError {
+        APIError(.notFound, code: "not_found", message: "\(what) does not exist")
+    }
+
+    static func invalid(_ field: String, _ message: String) -> APIError {
+        APIError(.badRequest, code: "invalid_field", message: "\(field): \(message)")
+    }
+
+    static func forbidden(_ message: String) -> APIError {
+        APIError(.forbidden, code: "forbidden", message: message)
+    }
+}
