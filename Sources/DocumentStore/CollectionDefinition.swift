@@ -67,7 +67,7 @@ public struct CollectionDefinition: Sendable, Hashable {
 /// The collections FieldOps itself keeps (DESIGN.md §4).
 public enum ProductCollections {
     public static let rooms = CollectionDefinition(declared: "rooms", indexedFields: ["name", "createdAt", "members"])
-    public static let messages = CollectionDefinition(declared: "messages", indexedFields: ["roomId", "senderId", "createdAt", "streamId"])
+    public static let messages = CollectionDefinition(declared: "messages", indexedFields: ["roomId", "senderId", "createdAt", "sortKey"])
     public static let workers = CollectionDefinition(declared: "workers", indexedFields: ["name", "team", "active", "updatedAt", "location.lat", "location.lon"])
     public static let devices = CollectionDefinition(declared: "devices", indexedFields: ["workerId"])
     public static let tasks = CollectionDefinition(declared: "tasks", indexedFields: ["status", "assigneeId", "priority", "createdAt"])

@@ -39,6 +39,11 @@ public enum JSONValue: Sendable, Hashable {
         return Int(number)
     }
 
+    public var objectValue: JSONObject? {
+        if case .object(let fields) = self { return fields }
+        return nil
+    }
+
     public var arrayValue: [JSONValue]? {
         if case .array(let values) = self { return values }
         return nil

@@ -19,6 +19,8 @@ public enum EventType {
     // resourceUpdates
     public static let resourceCreated = "resource.created"
     public static let resourceAdjusted = "resource.adjusted"
+    public static let resourceReserved = "resource.reserved"
+    public static let resourceReleased = "resource.released"
     // taskAssignments
     public static let taskCreated = "task.created"
     public static let taskAssigned = "task.assigned"

@@ -85,12 +85,30 @@ public struct ResourceCreated: Codable, Sendable, Hashable {
     public var category: String?
     public var unit: String?
     public var quantity: Double
+    /// Where it is kept: a named site (depot, van) and/or a position.
+    public var site: String?
+    public var location: GeoPoint?
 
-    public init(resourceId: String, name: String, category: String? = nil, unit: String? = nil, quantity: Double) {
+    public init(resourceId: String, name: String, category: String? = nil, unit: String? = nil, quantity: Double, site: String? = nil, location: GeoPoint? = nil) {
         self.resourceId = resourceId
         self.name = name
         self.category = category
         self.unit = unit
+        self.quantity = quantity
+        self.site = site
+        self.location = location
+    }
+}
+
+/// `resource.reserved` and `resource.released`: stock set aside for a task, or given back.
+public struct ResourceReservation: Codable, Sendable, Hashable {
+    public var resourceId: String
+    public var taskId: String
+    public var quantity: Double
+
+    public init(resourceId: String, taskId: String, quantity: Double) {
+        self.resourceId = resourceId
+        self.taskId = taskId
         self.quantity = quantity
     }
 }

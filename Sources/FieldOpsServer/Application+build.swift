@@ -54,6 +54,9 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     WorkerController(writes: writes, devices: devices).addRoutes(to: api)
     LocationController(writes: writes).addRoutes(to: api)
     TaskController(writes: writes).addRoutes(to: api)
+    ResourceController(writes: writes).addRoutes(to: api)
+    ChatController(writes: writes).addRoutes(to: api)
+    NotificationController(writes: writes).addRoutes(to: api)
     return router
 }
 

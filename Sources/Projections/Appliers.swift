@@ -47,6 +47,8 @@ public enum Appliers {
         case EventType.locationReported: try context.locationReported()
         case EventType.resourceCreated: try context.resourceCreated()
         case EventType.resourceAdjusted: try context.resourceAdjusted()
+        case EventType.resourceReserved: try context.resourceReservation(reserve: true)
+        case EventType.resourceReleased: try context.resourceReservation(reserve: false)
         case EventType.taskCreated: try context.taskCreated()
         case EventType.taskAssigned, EventType.taskAccepted, EventType.taskStarted, EventType.taskCompleted, EventType.taskCancelled:
             try context.taskTransition()
@@ -162,7 +164,7 @@ private final class Context {
         try create("messages", message.messageId, [
             "messageId": .string(message.messageId), "roomId": .string(message.roomId), "senderId": .string(message.senderId),
             "text": .string(message.text), "attachments": .array((message.attachments ?? []).map(JSONValue.string)),
-            "createdAt": timeValue, "streamId": .string(event.id), "deleted": false,
+            "createdAt": timeValue, "streamId": .string(event.id), "sortKey": .string(Self.sortKey(event.id)), "deleted": false,
         ])
     }
 
@@ -267,6 +269,10 @@ private final class Context {
         ]
         if let category = resource.category { data["category"] = .string(category) }
         if let unit = resource.unit { data["unit"] = .string(unit) }
+        if let site = resource.site { data["site"] = .string(site) }
+        if let location = resource.location { data["location"] = ["lat": .number(location.lat), "lon": .number(location.lon)] }
+        data["reserved"] = 0
+        data["available"] = .number(resource.quantity)
         try create("resources", resource.resourceId, .object(data))
     }
 
@@ -280,7 +286,32 @@ private final class Context {
         }
         var last: JSONObject = ["delta": .number(adjustment.delta), "eventId": .string(event.id)]
         if let reason = adjustment.reason { last["reason"] = .string(reason) }
-        try update(resource, ["quantity": .number(updated), "updatedAt": timeValue, "lastAdjustment": .object(last)])
+        let reserved = resource.data["reserved"]?.doubleValue ?? 0
+        try update(resource, [
+            "quantity": .number(updated), "available": .number(updated - reserved), "updatedAt": timeValue, "lastAdjustment": .object(last),
+        ])
+    }
+
+    /// Reserved stock stays on hand but is no longer available to other tasks.
+    func resourceReservation(reserve: Bool) throws {
+        let change = try payload(ResourceReservation.self)
+        let resource = try require("resources", change.resourceId)
+        let quantity = resource.data["quantity"]?.doubleValue ?? 0
+        var reservations = resource.data["reservations"]?.objectValue ?? [:]
+        if reserve {
+            guard reservations[change.taskId] == nil else { throw ApplyFailure("resources/\(change.resourceId) is already reserved for task \(change.taskId)") }
+            reservations[change.taskId] = .number(change.quantity)
+        } else {
+            guard reservations[change.taskId] != nil else { throw ApplyFailure("resources/\(change.resourceId) holds no reservation for task \(change.taskId)") }
+            reservations[change.taskId] = Optional<JSONValue>.none
+        }
+        let reserved = reservations.fields.reduce(0) { $0 + ($1.value.doubleValue ?? 0) }
+        guard quantity - reserved >= 0 else {
+            throw ApplyFailure("reserving \(Self.format(change.quantity)) of resources/\(change.resourceId) would leave \(Self.format(quantity - reserved)) available")
+        }
+        try update(resource, [
+            "reservations": .object(reservations), "reserved": .number(reserved), "available": .number(quantity - reserved), "updatedAt": timeValue,
+        ])
     }
 
     // MARK: - Tasks
@@ -355,6 +386,13 @@ private final class Context {
     }
 
     // MARK: - Formatting
+
+    /// A stream id that sorts as text in stream order: `MS-SEQ` with both parts zero-padded.
+    static func sortKey(_ id: String) -> String {
+        let (milliseconds, sequence) = streamIDParts(id)
+        let ms = String(milliseconds), seq = String(sequence)
+        return String(repeating: "0", count: max(0, 15 - ms.count)) + ms + "-" + String(repeating: "0", count: max(0, 10 - seq.count)) + seq
+    }
 
     static func format(_ number: Double) -> String {
         number.rounded() == number ? String(Int(number)) : String(number)

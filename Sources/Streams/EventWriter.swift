@@ -257,7 +257,7 @@ public final class EventWriter: Sendable {
     }
 
     /// A number as Lua's `tonumber` and JSON both read it.
-    static func number(_ value: Double) -> String {
+    public static func number(_ value: Double) -> String {
         value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
