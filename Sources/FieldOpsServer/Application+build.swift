@@ -44,13 +44,15 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
         let report = await Readiness.check(dependencies)
         return try jsonResponse(report, status: report.ready ? .ok : .serviceUnavailable)
     }
+    let writes = dependencies.writes
+    let devices = DeviceRegistry(writer: dependencies.writer)
+    // Tracking apps send no token: their registered device is the credential.
+    IngestController(locations: LocationController(writes: writes), devices: devices).addRoutes(to: router.group("v1/ingest"))
     let api = router.group("v1").add(middleware: BearerAuthentication(authority: dependencies.authority))
     // Who the token says the caller is: the tenant every other route is scoped to.
     api.get("me") { _, context -> Response in
         try jsonResponse(try context.requireIdentity())
     }
-    let writes = dependencies.writes
-    let devices = DeviceRegistry(writer: dependencies.writer)
     WorkerController(writes: writes, devices: devices).addRoutes(to: api)
     LocationController(writes: writes).addRoutes(to: api)
     TaskController(writes: writes).addRoutes(to: api)

@@ -41,6 +41,10 @@ struct LocationController {
     struct TimeValue: Decodable, Sendable {
         let text: String
 
+        init(text: String) {
+            self.text = text
+        }
+
         init(from decoder: any Decoder) throws {
             let container = try decoder.singleValueContainer()
             if let number = try? container.decode(Double.self) {
