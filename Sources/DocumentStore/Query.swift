@@ -30,11 +30,22 @@ public struct Query: Sendable, Hashable {
         public var field: FieldPath
         public var op: Operator
         public var value: JSONValue
+
+        public init(field: FieldPath, op: Operator, value: JSONValue) {
+            self.field = field
+            self.op = op
+            self.value = value
+        }
     }
 
     public struct Order: Sendable, Hashable {
         public var field: FieldPath
         public var direction: Direction
+
+        public init(field: FieldPath, direction: Direction) {
+            self.field = field
+            self.direction = direction
+        }
     }
 
     public var collection: String

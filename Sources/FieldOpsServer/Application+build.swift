@@ -59,6 +59,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     ResourceController(writes: writes).addRoutes(to: api)
     ChatController(writes: writes).addRoutes(to: api)
     NotificationController(writes: writes).addRoutes(to: api)
+    CollectionController(writes: writes).addRoutes(to: api)
     return router
 }
 
