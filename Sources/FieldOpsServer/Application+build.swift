@@ -17,6 +17,8 @@ public struct ServerDependencies: Sendable {
     public let authority: TokenAuthority
     /// The write path of every domain route.
     public let writer: EventWriter
+    public let metrics: ServerMetrics
+    let rateLimiter: TenantRateLimiter
 
     public init(redisURL: String, store: DocumentStore, projector: Projector, authority: TokenAuthority, configuration: ServerConfiguration) throws {
         self.redisURL = redisURL
@@ -26,6 +28,8 @@ public struct ServerDependencies: Sendable {
         self.redis = try RedisConnectionPool(url: redisURL, configuration: .init(maxConnections: 8, connectDeadline: .seconds(2)))
         self.writer = try EventWriter(redisURL: redisURL, configuration: .init(pool: .init(maxConnections: 16, connectDeadline: .seconds(2))))
         self.configuration = configuration
+        self.metrics = ServerMetrics()
+        self.rateLimiter = TenantRateLimiter(limit: configuration.rateLimit)
     }
 
     var writes: DomainWrites {
@@ -36,6 +40,7 @@ public struct ServerDependencies: Sendable {
 /// The router of the JSON API.
 public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRequestContext> {
     let router = Router(context: FieldOpsRequestContext.self)
+    router.add(middleware: MetricsMiddleware(metrics: dependencies.metrics))
     router.add(middleware: JSONErrorMiddleware())
     router.get("healthz") { _, _ -> Health in
         Health(status: "ok")
@@ -48,7 +53,14 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     let devices = DeviceRegistry(writer: dependencies.writer)
     // Tracking apps send no token: their registered device is the credential.
     IngestController(locations: LocationController(writes: writes), devices: devices).addRoutes(to: router.group("v1/ingest"))
-    let api = router.group("v1").add(middleware: BearerAuthentication(authority: dependencies.authority))
+    router.get("metrics") { _, _ -> Response in
+        var buffer = ByteBuffer()
+        buffer.writeBytes(await dependencies.metrics.render(dependencies.redis))
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: buffer))
+    }
+    let api = router.group("v1")
+        .add(middleware: BearerAuthentication(authority: dependencies.authority))
+        .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter))
     // Who the token says the caller is: the tenant every other route is scoped to.
     api.get("me") { _, context -> Response in
         try jsonResponse(try context.requireIdentity())

@@ -15,6 +15,8 @@ public struct ServerConfiguration: Sendable {
     public var maxProjectionLag: Duration
     /// Longest a `?wait=true` write waits for its projection before answering 202.
     public var writeWaitTimeout: Duration
+    /// Requests per second per tenant on this node (429 beyond).
+    public var rateLimit: RateLimit
 
     public init(
         host: String = "127.0.0.1",
@@ -23,7 +25,8 @@ public struct ServerConfiguration: Sendable {
         redisURL: String? = nil,
         nodeName: String = ProcessInfo.processInfo.hostName,
         maxProjectionLag: Duration = .seconds(30),
-        writeWaitTimeout: Duration = .seconds(5)
+        writeWaitTimeout: Duration = .seconds(5),
+        rateLimit: RateLimit = RateLimit(requestsPerSecond: 5_000, burst: 10_000)
     ) {
         self.host = host
         self.port = port
@@ -32,6 +35,7 @@ public struct ServerConfiguration: Sendable {
         self.nodeName = nodeName
         self.maxProjectionLag = maxProjectionLag
         self.writeWaitTimeout = writeWaitTimeout
+        self.rateLimit = rateLimit
     }
 
     public var databasePath: String { storage.appendingPathComponent("fieldops.sqlite").path }

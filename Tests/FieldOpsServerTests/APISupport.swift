@@ -16,7 +16,7 @@ final class APIFixture: Sendable {
     let dependencies: ServerDependencies
     let projecting: Task<Void, any Error>
 
-    init() async throws {
+    init(rateLimit: RateLimit = .unlimited) async throws {
         server = try RedisServerProcess()
         let store = try DocumentStore(path: ":memory:")
         let projector = try Projector(
@@ -26,7 +26,7 @@ final class APIFixture: Sendable {
         let authority = try await TokenAuthority(secret: ServerFixture.secret)
         dependencies = try ServerDependencies(
             redisURL: server.url, store: store, projector: projector, authority: authority,
-            configuration: ServerConfiguration(writeWaitTimeout: .seconds(5))
+            configuration: ServerConfiguration(writeWaitTimeout: .seconds(5), rateLimit: rateLimit)
         )
         projecting = Task { try await projector.run() }
     }

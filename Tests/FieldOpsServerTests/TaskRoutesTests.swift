@@ -150,6 +150,23 @@ final class TaskRoutesTests: Sendable {
         }
     }
 
+    @Test func redisStoppedMidSessionGives503AndTheServerRecovers() async throws {
+        let dispatcher = try await fixture.token(.dispatcher)
+        try await fixture.test { api in
+            #expect(try await api.call(.post, "/v1/tasks", token: dispatcher, json: ["taskId": "t1", "title": "before"]).status == .created)
+            self.fixture.server.stop()
+            let down = try await api.call(.post, "/v1/tasks", token: dispatcher, json: ["taskId": "t2", "title": "during"])
+            #expect(down.status == .serviceUnavailable)
+            #expect(down.errorCode == "redis_unavailable")
+            #expect(down.headers[.retryAfter] != nil)
+            #expect(try await api.call(.get, "/v1/workers/w-1/location", token: dispatcher).status == .serviceUnavailable)
+            try self.fixture.server.start()
+            let back = try await api.call(.post, "/v1/tasks?wait=true", token: dispatcher, json: ["taskId": "t2", "title": "after"])
+            #expect(back.status == .created, "\(back.object)")
+            #expect(back.resource("task")["title"] as? String == "after")
+        }
+    }
+
     func eventually(_ condition: @Sendable () async throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {

@@ -1,0 +1,49 @@
+import FieldOpsServer
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite("Operations: /metrics and per-tenant rate limits")
+struct OperationsTests {
+    @Test func metricsReportRequestsAndStreams() async throws {
+        let fixture = try await APIFixture()
+        let dispatcher = try await fixture.token(.dispatcher)
+        try await fixture.test { api in
+            _ = try await api.call(.post, "/v1/tasks?wait=true", token: dispatcher, json: ["taskId": "t1", "title": "x"])
+            _ = try await api.call(.get, "/v1/tasks/t1", token: dispatcher)
+            _ = try await api.call(.get, "/v1/tasks/nope", token: dispatcher)
+            try await api.client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+                let text = String(buffer: response.body)
+                #expect(text.contains(#"fieldops_http_requests_total{method="GET",route="/v1/tasks/{taskId}",status="200"} 1"#), "\(text)")
+                #expect(text.contains(#"fieldops_http_requests_total{method="GET",route="/v1/tasks/{taskId}",status="404"} 1"#))
+                #expect(text.contains(#"fieldops_stream_length{tenant="acme",stream="taskAssignments"} 1"#))
+                #expect(text.contains(#"fieldops_consumer_group_pending{tenant="acme",stream="taskAssignments",group="projector"} 0"#))
+                #expect(text.contains("fieldops_http_request_duration_seconds_bucket"))
+            }
+        }
+    }
+
+    @Test func aTenantOverItsRateGets429WithRetryAfterAndOthersAreUnaffected() async throws {
+        let fixture = try await APIFixture(rateLimit: RateLimit(requestsPerSecond: 5, burst: 5))
+        let acme = try await fixture.token(.dispatcher, tenant: "acme")
+        let globex = try await fixture.token(.dispatcher, tenant: "globex")
+        try await fixture.test { api in
+            var statuses: [HTTPResponse.Status] = []
+            var limited: APIReply?
+            for _ in 0..<8 {
+                let reply = try await api.call(.get, "/v1/tasks", token: acme)
+                statuses.append(reply.status)
+                if reply.status == .tooManyRequests { limited = reply }
+            }
+            #expect(statuses.prefix(5).allSatisfy { $0 == .ok })
+            #expect(statuses.contains(.tooManyRequests))
+            #expect(limited?.errorCode == "rate_limited")
+            #expect(limited?.headers[.retryAfter] == "1")
+            #expect(try await api.call(.get, "/v1/tasks", token: globex).status == .ok)
+        }
+    }
+}
