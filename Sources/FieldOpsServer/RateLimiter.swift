@@ -64,3 +64,4 @@ struct RateLimitMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 }
+
