@@ -72,6 +72,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     ChatController(writes: writes).addRoutes(to: api)
     NotificationController(writes: writes).addRoutes(to: api)
     CollectionController(writes: writes).addRoutes(to: api)
+    StreamController(writes: writes).addRoutes(to: api)
     return router
 }
 
