@@ -103,6 +103,7 @@ let package = Package(
         .testTarget(name: "RedisTests", dependencies: ["Redis"]),
         .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
         .testTarget(name: "DocumentStoreTests", dependencies: ["DocumentStore"]),
+        .testTarget(name: "DomainTests", dependencies: ["Domain"]),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Domain", "DocumentStore", "Streams", "Redis"]),
         .testTarget(
             name: "FieldOpsServerTests",

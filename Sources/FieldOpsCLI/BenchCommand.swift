@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run benchmarks and print figures beside their references.",
-        subcommands: [StreamsBench.self, ProjectionsBench.self]
+        subcommands: [StreamsBench.self, ProjectionsBench.self, APIBench.self]
     )
 }
 
@@ -202,11 +202,11 @@ struct RedisBenchmark {
         self.target = target
     }
 
-    /// Requests per second for `command` with one client.
-    func run(_ command: [String], requests: Int, pipeline: Int) throws -> Double {
+    /// Requests per second for `command` with `clients` connections.
+    func run(_ command: [String], requests: Int, pipeline: Int, clients: Int = 1) throws -> Double {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = target + ["-c", "1", "-P", String(pipeline), "-n", String(requests), "-q"] + command
+        process.arguments = target + ["-c", String(clients), "-P", String(pipeline), "-n", String(requests), "-q"] + command
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

@@ -408,15 +408,3 @@ private final class Context {
         }
     }
 }
-
-/// ISO 8601 times from payloads.
-enum ISOTime {
-    /// Milliseconds since 1970 for `2026-11-22T14:02:00Z` or `…:00.123Z` or with an offset.
-    static func milliseconds(_ text: String) -> Int64? {
-        let withFraction = ISO8601DateFormatter()
-        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        let plain = ISO8601DateFormatter()
-        guard let date = withFraction.date(from: text) ?? plain.date(from: text) else { return nil }
-        return Int64((date.timeIntervalSince1970 * 1000).rounded())
-    }
-}

@@ -1,4 +1,5 @@
 import DocumentStore
+import Domain
 import Foundation
 import Hummingbird
 
@@ -51,17 +52,12 @@ enum APITime {
             // Epoch seconds stay below 1e11 until the year 5138; milliseconds are above it since 1973.
             return number < 100_000_000_000 ? Int64((number * 1000).rounded()) : Int64(number.rounded())
         }
-        let withFraction = ISO8601DateFormatter()
-        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let date = withFraction.date(from: text) ?? ISO8601DateFormatter().date(from: text) else { return nil }
-        return Int64((date.timeIntervalSince1970 * 1000).rounded())
+        return ISOTime.milliseconds(text)
     }
 
     /// ISO 8601 with milliseconds, UTC.
     static func iso(_ milliseconds: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        ISOTime.string(milliseconds: milliseconds)
     }
 
     static var nowMilliseconds: Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }

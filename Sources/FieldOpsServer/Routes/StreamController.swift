@@ -149,7 +149,7 @@ struct StreamController {
         do {
             try StreamName.validate(stream)
             return (stream, try StreamKeys(tenant: caller.tenant).stream(stream))
-        } catch let error as StreamError {
+        } catch {
             throw APIError.invalid("stream", error.message)
         }
     }

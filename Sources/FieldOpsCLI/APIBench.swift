@@ -1,0 +1,157 @@
+import ArgumentParser
+import DocumentStore
+import FieldOpsServer
+import Foundation
+import Logging
+import Projections
+import Redis
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The HTTP API under load, beside the machine's HTTP ceiling and Redis's own XADD rate.
+struct APIBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "api",
+        abstract: "Load the JSON API: /healthz ceiling, single and batched location writes, p99 at half load, redis-benchmark XADD.",
+        discussion: """
+            Starts a private redis-server (unix socket, AOF on), a document store in a temporary
+            directory, the projector and the HTTP server on a free loopback port, exactly as
+            `fieldops serve` wires them, then drives it with a built-in keep-alive load generator
+            on the same machine. Build in release mode for real figures:
+
+              swift run -c release fieldops bench api
+              swift run -c release fieldops bench api --duration 10 --connections 32
+            """
+    )
+
+    @Option(help: "Seconds per phase.") var duration = 5
+    @Option(help: "Concurrent keep-alive connections.") var connections = 16
+    @Option(help: "Positions per batched request.") var batch = 1_000
+    @Option(help: "Workers the positions are spread over.") var workers = 64
+
+    func validate() throws {
+        guard duration > 0, (1...512).contains(connections), (1...1_000).contains(batch), workers > 0 else {
+            throw ValidationError("--duration and --workers must be positive, --connections 1-512, --batch 1-1000")
+        }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        let redis = try BenchRedis(url: nil)
+        defer { redis.close() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fieldops-bench-api-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        let port = try Self.freePort()
+        var configuration = ServerConfiguration(host: "127.0.0.1", port: port, storage: directory, redisURL: redis.url)
+        configuration.rateLimit = .unlimited
+        let store = try DocumentStore(path: configuration.databasePath)
+        let projector = try Projector(redisURL: redis.url, store: store, configuration: .init(consumer: "bench"))
+        let authority = try await TokenAuthority(secret: Array((0..<32).map { _ in UInt8.random(in: 0...255) }))
+        let dependencies = try ServerDependencies(redisURL: redis.url, store: store, projector: projector, authority: authority, configuration: configuration)
+        var logger = Logger(label: "fieldops.bench")
+        logger.logLevel = .warning
+        let app = buildApplication(dependencies, services: [ProjectorService(projector: projector)], logger: logger)
+        let serving = Task { try await app.runService() }
+        defer { serving.cancel() }
+
+        let token = try await authority.mint(tenant: "bench", subject: "bench", role: .service)
+        let load = HTTPLoad(host: "127.0.0.1", port: port)
+        let host = "127.0.0.1:\(port)"
+        try await waitUntilServing(load, host: host)
+        say("FieldOps API benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(connections) connections, \(duration) s per phase; server, Redis and load generator share the machine\n")
+
+        // Workers must exist before their positions are accepted.
+        let workerIDs = (0..<workers).map { "w-\($0)" }
+        let setup = try HTTPLoad.Connection(host: "127.0.0.1", port: port)
+        for id in workerIDs {
+            let status = try setup.exchange(HTTPLoad.request("POST", "/v1/workers", host: host, token: token, json: #"{"workerId":"\#(id)","name":"Bench \#(id)"}"#))
+            guard status == 201 else { throw ValidationError("registering worker \(id) answered HTTP \(status)") }
+        }
+        setup.close()
+        let phase = Duration.seconds(duration)
+
+        let healthz = HTTPLoad.request("GET", "/healthz", host: host)
+        let ceiling = load.run(connections: connections, duration: phase) { _, _ in healthz }
+        report("GET /healthz", ceiling)
+
+        let single = workerIDs.map { HTTPLoad.request("POST", "/v1/workers/\($0)/locations", host: host, token: token, json: #"{"lat":52.52,"lon":13.405,"accuracy":5,"speed":1.4}"#) }
+        let singles = load.run(connections: connections, duration: phase) { connection, n in single[(connection * 7 + n) % single.count] }
+        report("POST one location", singles)
+
+        let positions = (0..<batch).map { #"{"lat":\#(52 + Double($0) / 10_000),"lon":13.4,"accuracy":5}"# }.joined(separator: ",")
+        let batches = workerIDs.map { HTTPLoad.request("POST", "/v1/workers/\($0)/locations", host: host, token: token, json: #"{"locations":[\#(positions)]}"#) }
+        let batched = load.run(connections: min(connections, 4), duration: phase) { connection, n in batches[(connection * 7 + n) % batches.count] }
+        report("POST \(batch) locations", batched)
+
+        let halfRate = singles.rate / 2
+        let steady = load.run(connections: connections, duration: phase, rate: halfRate) { connection, n in single[(connection * 11 + n) % single.count] }
+        report("POST one location at \(Int(halfRate))/s", steady)
+
+        var xadd: Double?
+        if let benchmark = RedisBenchmark(configuration: try RedisConfiguration(url: redis.url)) {
+            xadd = try benchmark.run(
+                ["XADD", "tenant:{bench}:stream:reference", "*", "event_type", "location.reported", "payload", #"{"workerId":"w-1","lat":52.52,"lon":13.405}"#, "workerId", "w-1", "lat", "52.52", "lon", "13.405"],
+                requests: 200_000, pipeline: 1, clients: connections
+            )
+        }
+
+        say("")
+        say("Figures (measured in this run):")
+        say("  /healthz ceiling:               \(Int(ceiling.rate)) req/s")
+        say("  single-location writes:         \(Int(singles.rate)) req/s = \(Self.percent(singles.rate / ceiling.rate)) of /healthz (target >= 60%), p50 \(Self.ms(singles.percentile(0.5))), p99 \(Self.ms(singles.percentile(0.99)))")
+        say("  batched ingest:                 \(Int(batched.rate * Double(batch))) locations/s in \(Int(batched.rate)) requests/s (target >= 100000)")
+        say("  single write at 50% load:       p50 \(Self.ms(steady.percentile(0.5))), p99 \(Self.ms(steady.percentile(0.99))) at \(Int(steady.rate)) req/s (target p99 <= 5 ms)")
+        if let xadd {
+            say("  redis-benchmark XADD (same Redis, \(connections) clients): \(Int(xadd)) commands/s")
+        } else {
+            say("  redis-benchmark not found on PATH: install redis-tools for the reference")
+        }
+        serving.cancel()
+        _ = try? await serving.value
+    }
+
+    private func report(_ name: String, _ result: HTTPLoad.Result) {
+        var line = "  \(name): \(result.completed) ok in \(String(format: "%.1f", result.seconds)) s = \(Int(result.rate))/s, p50 \(Self.ms(result.percentile(0.5))), p99 \(Self.ms(result.percentile(0.99)))"
+        if result.failed > 0 { line += ", \(result.failed) failed (first: \(result.firstFailure ?? "?"))" }
+        say(line)
+    }
+
+    private func waitUntilServing(_ load: HTTPLoad, host: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let connection = try? HTTPLoad.Connection(host: "127.0.0.1", port: load.port) {
+                defer { connection.close() }
+                if (try? connection.exchange(HTTPLoad.request("GET", "/healthz", host: host))) == 200 { return }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ValidationError("the server did not start listening within 30 s")
+    }
+
+    static func ms(_ value: Double) -> String { String(format: "%.2f ms", value) }
+    static func percent(_ value: Double) -> String { String(format: "%.0f%%", value * 100) }
+
+    /// A loopback port nobody listens on now.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw ValidationError("cannot find a free port: \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
