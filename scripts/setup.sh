@@ -12,6 +12,19 @@ for p in "${packages[@]}"; do
     fi
 done
 
+# The contract tests validate responses with Python's jsonschema (and read the OpenAPI YAML).
+python_ready() { python3 -c 'import jsonschema, yaml' >/dev/null 2>&1; }
+if command -v python3 >/dev/null 2>&1 && ! python_ready; then
+    echo "setup: installing the Python packages jsonschema and pyyaml" >&2
+    python3 -m pip install --quiet --user jsonschema pyyaml >/dev/null 2>&1 \
+        || python3 -m pip install --quiet --user --break-system-packages jsonschema pyyaml >/dev/null 2>&1 \
+        || python3 -m pip install --quiet jsonschema pyyaml >/dev/null 2>&1 \
+        || true
+fi
+if ! command -v python3 >/dev/null 2>&1 || ! python_ready; then
+    missing+=(python3 python3-jsonschema python3-yaml)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

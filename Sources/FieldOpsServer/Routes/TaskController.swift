@@ -218,7 +218,7 @@ struct TaskController {
         )
         _ = try await writes.record(.init(
             tenant: written.tenant, stream: StreamNames.notifications,
-            events: [.init(eventType: EventType.notificationCreated, payload: JSONCoding.text(notification), routing: [("notificationId", notification.notificationId), ("userId", assigneeID)])],
+            events: [.init(eventType: EventType.notificationCreated, payload: JSONCoding.text(notification), routing: [("notificationId", notification.notificationId), ("recipient", notification.recipient ?? "")])],
             idempotencyKey: "notify-" + event.id
         )) { _, _ in APIError(.conflict, code: "conflict", message: "notification refused") }
     }
