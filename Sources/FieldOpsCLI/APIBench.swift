@@ -86,14 +86,20 @@ struct APIBench: AsyncParsableCommand {
         let singles = load.run(connections: connections, duration: phase) { connection, n in single[(connection * 7 + n) % single.count] }
         report("POST one location", singles)
 
-        let positions = (0..<batch).map { #"{"lat":\#(52 + Double($0) / 10_000),"lon":13.4,"accuracy":5}"# }.joined(separator: ",")
-        let batches = workerIDs.map { HTTPLoad.request("POST", "/v1/workers/\($0)/locations", host: host, token: token, json: #"{"locations":[\#(positions)]}"#) }
-        let batched = load.run(connections: min(connections, 4), duration: phase) { connection, n in batches[(connection * 7 + n) % batches.count] }
-        report("POST \(batch) locations", batched)
+        let caughtUp = try await waitForProjection(redis.url)
+        say("  (projection caught up in \(String(format: "%.1f", caughtUp)) s)")
 
         let halfRate = singles.rate / 2
         let steady = load.run(connections: connections, duration: phase, rate: halfRate) { connection, n in single[(connection * 11 + n) % single.count] }
         report("POST one location at \(Int(halfRate))/s", steady)
+        _ = try await waitForProjection(redis.url)
+
+        let positions = (0..<batch).map { #"{"lat":\#(52 + Double($0) / 10_000),"lon":13.4,"accuracy":5}"# }.joined(separator: ",")
+        let batches = workerIDs.map { HTTPLoad.request("POST", "/v1/workers/\($0)/locations", host: host, token: token, json: #"{"locations":[\#(positions)]}"#) }
+        let batched = load.run(connections: min(connections, 4), duration: phase) { connection, n in batches[(connection * 7 + n) % batches.count] }
+        report("POST \(batch) locations", batched)
+        let drained = try await waitForProjection(redis.url)
+        say("  (projection caught up in \(String(format: "%.1f", drained)) s: \(Int(Double(batched.completed * batch) / (batched.seconds + drained))) locations/s from request to SQLite)")
 
         var xadd: Double?
         if let benchmark = RedisBenchmark(configuration: try RedisConfiguration(url: redis.url)) {
@@ -122,6 +128,25 @@ struct APIBench: AsyncParsableCommand {
         var line = "  \(name): \(result.completed) ok in \(String(format: "%.1f", result.seconds)) s = \(Int(result.rate))/s, p50 \(Self.ms(result.percentile(0.5))), p99 \(Self.ms(result.percentile(0.99)))"
         if result.failed > 0 { line += ", \(result.failed) failed (first: \(result.firstFailure ?? "?"))" }
         say(line)
+    }
+
+    /// Waits until the projector has applied and acknowledged every location; returns the seconds it took.
+    private func waitForProjection(_ url: String) async throws -> Double {
+        let connection = try RedisConnection(url: url)
+        defer { connection.close() }
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < .seconds(300) {
+            let groups = try connection.command("XINFO", "GROUPS", "tenant:{bench}:stream:locationUpdates").array ?? []
+            let settled = groups.allSatisfy { group in
+                let fields = group.array ?? []
+                var values: [String: Int] = [:]
+                for index in stride(from: 0, to: fields.count - 1, by: 2) { values[fields[index].string ?? ""] = fields[index + 1].int }
+                return values["lag"] == 0 && values["pending"] == 0
+            }
+            if settled && !groups.isEmpty { return (ContinuousClock.now - start).secondsValue }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ValidationError("the projection did not catch up within 300 s")
     }
 
     private func waitUntilServing(_ load: HTTPLoad, host: String) async throws {

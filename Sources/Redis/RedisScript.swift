@@ -43,3 +43,19 @@ extension RedisConnection {
         return reply
     }
 }
+
+extension RedisConnection {
+    /// Runs many script calls in one round trip; replies in order, error replies as `.error`.
+    public func evaluateAll(_ calls: [(script: RedisScript, keys: [String], arguments: [String])]) throws(RedisError) -> [RedisValue] {
+        var buffer = CommandBuffer()
+        for call in calls { buffer.append(try call.script.evalsha(on: self, keys: call.keys, arguments: call.arguments)) }
+        var replies = try pipeline(buffer)
+        for index in replies.indices {
+            // Unknown to this server (restarted, flushed): sent whole, which caches it again.
+            if case .error(let message) = replies[index], message.hasPrefix("NOSCRIPT") {
+                replies[index] = try send(calls[index].script.eval(keys: calls[index].keys, arguments: calls[index].arguments))
+            }
+        }
+        return replies
+    }
+}

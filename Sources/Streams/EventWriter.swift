@@ -127,12 +127,15 @@ public final class EventWriter: Sendable {
 
     public let configuration: Configuration
     private let pool: RedisConnectionPool
+    /// Appends from concurrent requests share round trips.
+    private let pipeliner: RedisPipeliner
     private let appendsSinceTrim = Mutex<[String: Int]>([:])
     private let logger: Logger
 
     public init(redisURL: String, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "fieldops.streams.writer")) throws(StreamError) {
         self.configuration = configuration
         self.pool = try redisCall { try RedisConnectionPool(url: redisURL, configuration: configuration.pool) }
+        self.pipeliner = RedisPipeliner(pool: pool)
         self.logger = logger
     }
 
@@ -140,19 +143,17 @@ public final class EventWriter: Sendable {
     /// - Throws: `StreamError` for invalid input, or `.redis`/`.unavailable` when Redis fails.
     public func append(_ append: Append) async throws(StreamError) -> Outcome {
         let (keys, arguments) = try encode(append)
-        let streamKey = keys[0]
+        let outcome: Outcome
         do {
-            return try await pool.withConnection { [self] connection in
-                let reply = try connection.evaluate(Scripts.appendEvents, keys: keys, arguments: arguments).unwrapped()
-                let outcome = try Self.outcome(reply)
-                if case .appended(let ids) = outcome, noteAppends(streamKey, ids.count) {
-                    trim(on: connection, tenant: append.tenant, stream: append.stream)
-                }
-                return outcome
-            }
+            outcome = try Self.outcome(try await pipeliner.evaluate(Scripts.appendEvents, keys: keys, arguments: arguments).unwrapped())
         } catch {
             throw StreamError.wrapping(error)
         }
+        if case .appended(let ids) = outcome, noteAppends(keys[0], ids.count) {
+            let (tenant, stream) = (append.tenant, append.stream)
+            _ = try? await pool.withConnection { [self] connection in trim(on: connection, tenant: tenant, stream: stream) }
+        }
+        return outcome
     }
 
     /// The entries `first...last` of a stream (e.g. those a repeated write appended).

@@ -30,7 +30,7 @@ struct IngestController {
         let type = request.headers[.contentType]?.lowercased() ?? ""
         let reports: [(deviceID: String, position: LocationController.Position)]
         if type.hasPrefix("application/json") {
-            reports = try OsmAndJSON.positions(Data(buffer: body))
+            reports = try OsmAndJSON.positions(Request.decode(OsmAndJSON.Body.self, from: body))
         } else {
             var parameters: [String: String] = [:]
             for (key, value) in request.uri.queryParameters { parameters[String(key)] = String(value) }
@@ -64,13 +64,7 @@ struct IngestController {
         guard let credentials = Self.basicCredentials(request) else {
             throw Self.unauthorized("OwnTracks must send the user and secret with HTTP Basic auth")
         }
-        let buffer = try await request.collectJSON()
-        let message: OwnTracksMessage
-        do {
-            message = try JSONDecoder().decode(OwnTracksMessage.self, from: Data(buffer: buffer))
-        } catch let error as DecodingError {
-            throw APIError(.badRequest, code: "invalid_body", message: Request.describe(error))
-        }
+        let message = try Request.decode(OwnTracksMessage.self, from: try await request.collectJSON())
         let user = request.headers[HTTPField.Name("X-Limit-U")!] ?? credentials.user
         let deviceName = request.headers[HTTPField.Name("X-Limit-D")!] ?? message.topic.flatMap(Self.deviceName)
         guard user == credentials.user, let deviceName else {
@@ -226,13 +220,7 @@ enum OsmAndJSON {
         var battery: Battery?
     }
 
-    static func positions(_ data: Data) throws -> [(deviceID: String, position: LocationController.Position)] {
-        let body: Body
-        do {
-            body = try JSONDecoder().decode(Body.self, from: data)
-        } catch let error as DecodingError {
-            throw APIError(.badRequest, code: "invalid_body", message: Request.describe(error))
-        }
+    static func positions(_ body: Body) throws -> [(deviceID: String, position: LocationController.Position)] {
         try Identifiers.validate(body.device_id, field: "device_id")
         return body.location.all.map { location in
             // Negative speed and heading mean "unknown" in this format.

@@ -100,13 +100,8 @@ struct LocationController {
         for (index, position) in positions.enumerated() {
             let field = positions.count == 1 ? "" : "locations[\(index)]."
             let recordedAt = try Self.validate(position, field: field, now: now)
-            let report = LocationReported(
-                workerId: workerID, lat: position.lat, lon: position.lon, accuracy: position.accuracy, speed: position.speed,
-                heading: position.heading, altitude: position.altitude, battery: position.battery,
-                recordedAt: APITime.iso(recordedAt), deviceId: deviceID
-            )
             drafts.append(.init(
-                eventType: EventType.locationReported, payload: JSONCoding.text(report),
+                eventType: EventType.locationReported, payload: Self.payload(position, workerID: workerID, recordedAt: recordedAt, deviceID: deviceID),
                 routing: [("workerId", workerID), ("lat", String(position.lat)), ("lon", String(position.lon))]
             ))
             if newest == nil || recordedAt >= newest!.recordedAt {
@@ -150,6 +145,22 @@ struct LocationController {
         let prefix = field.isEmpty ? "" : field + "."
         guard lat.isFinite, (-90...90).contains(lat) else { throw APIError.invalid(prefix + "lat", "\(lat) is outside -90...90") }
         guard lon.isFinite, (-180...180).contains(lon) else { throw APIError.invalid(prefix + "lon", "\(lon) is outside -180...180") }
+    }
+
+    /// The `location.reported` payload (`LocationReported`), written by the store's JSON writer:
+    /// a batch encodes a thousand of them.
+    static func payload(_ position: Position, workerID: String, recordedAt: Int64, deviceID: String?) -> String {
+        var fields: JSONObject = [
+            "workerId": .string(workerID), "lat": .number(position.lat), "lon": .number(position.lon),
+            "recordedAt": .string(APITime.iso(recordedAt)),
+        ]
+        if let accuracy = position.accuracy { fields["accuracy"] = .number(accuracy) }
+        if let speed = position.speed { fields["speed"] = .number(speed) }
+        if let heading = position.heading { fields["heading"] = .number(heading) }
+        if let altitude = position.altitude { fields["altitude"] = .number(altitude) }
+        if let battery = position.battery { fields["battery"] = .number(battery) }
+        if let deviceID { fields["deviceId"] = .string(deviceID) }
+        return JSONValue.object(fields).jsonText
     }
 
     /// The live `/workers/{id}/location` value: the same fields as the worker document's `location`.

@@ -10,9 +10,20 @@ extension Request {
     /// Unknown fields are ignored, so server-owned values (`tenant`, `id`, `createdAt`…) in a
     /// body never take effect.
     func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int = RequestLimits.jsonBody) async throws -> T {
-        let buffer = try await collectJSON(limit: limit)
+        try Self.decode(T.self, from: try await collectJSON(limit: limit))
+    }
+
+    /// Decodes with the document store's JSON reader, several times cheaper than `JSONDecoder`
+    /// (measured with `fieldops bench api`), with the same errors.
+    static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer) throws -> T {
+        let value: JSONValue
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+            value = try JSONValue(jsonText: String(buffer: buffer))
+        } catch {
+            throw APIError(.badRequest, code: "invalid_body", message: "the body is not valid JSON: \(error.message)")
+        }
+        do {
+            return try value.decode(as: T.self)
         } catch let error as DecodingError {
             throw APIError(.badRequest, code: "invalid_body", message: Self.describe(error))
         }
@@ -31,11 +42,7 @@ extension Request {
         if let type = headers[.contentType]?.lowercased(), !type.hasPrefix("application/json"), !type.contains("+json") {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "send the body as application/json (got \(type))")
         }
-        do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
-        } catch let error as DecodingError {
-            throw APIError(.badRequest, code: "invalid_body", message: Self.describe(error))
-        }
+        return try Self.decode(T.self, from: buffer)
     }
 
     /// The raw JSON body after the content-type and size checks.
@@ -89,7 +96,8 @@ extension Request {
         case is String.Type: return "a string"
         case is Double.Type, is Int.Type, is Int64.Type: return "a number"
         case is Bool.Type: return "true or false"
-        case is [Any].Type: return "an array"
+        case is [Any].Type, is [JSONValue].Type: return "an array"
+        case is JSONObject.Type: return "an object"
         default:
             let name = "\(type)"
             return name.hasPrefix("Array") ? "an array" : name.hasPrefix("Dictionary") ? "an object" : "an object"
