@@ -241,8 +241,23 @@ public final class EventWriter: Sendable {
             let fields = event.fields
             arguments.append(String(fields.count))
             arguments += fields
+            arguments.append(Self.channelMessageTail(stream: append.stream, fields: fields))
         }
         return (scriptKeys, arguments)
+    }
+
+    /// The channel message (`schemas/channel-message.schema.json`) after `{"id":"ID",`: the
+    /// stream name and the entry's fields, which the script completes with the id.
+    static func channelMessageTail(stream: String, fields: [String]) -> String {
+        var out = "\"stream\":"
+        JSONText.appendQuoted(stream, to: &out)
+        for index in stride(from: 0, to: fields.count - 1, by: 2) {
+            out += ","
+            JSONText.appendQuoted(fields[index], to: &out)
+            out += ":"
+            JSONText.appendQuoted(fields[index + 1], to: &out)
+        }
+        return out + "}"
     }
 
     private static func validate(_ draft: Draft) throws(StreamError) {
@@ -252,7 +267,8 @@ public final class EventWriter: Sendable {
         guard draft.payload.utf8.count < StreamProducer.maxPayloadBytes else {
             throw StreamError(.payloadTooLarge, "payload is \(draft.payload.utf8.count) bytes; the limit is under \(StreamProducer.maxPayloadBytes) bytes (1 MB)")
         }
-        for (name, _) in draft.routing where name.isEmpty || StreamEvent.isEnvelopeField(name) {
+        // `id` and `stream` are members of the channel message too.
+        for (name, _) in draft.routing where name.isEmpty || StreamEvent.isEnvelopeField(name) || name == "id" || name == "stream" {
             throw StreamError(.invalidField, "routing field '\(name)' is empty or reserved by the envelope")
         }
     }

@@ -31,7 +31,8 @@ enum Scripts {
     /// KEYS[1] stream, KEYS[2] live hash, KEYS[3] live path index, KEYS[4] idempotency key (optional).
     /// ARGV[1] idempotency TTL ms, ARGV[2] channel ('' for none), ARGV[3] stream name, then
     /// a count and that many conditions (kind, path, argument), a count and that many live
-    /// writes (kind, path, value, extra), a count and that many events (field count, fields…).
+    /// writes (kind, path, value, extra), a count and that many events (field count, fields…,
+    /// then the channel message's JSON after its `"id"` member).
     /// Returns `{'ok', id…}`, `{'repeat', first id, last id}` or `{'refused', condition number, current value or ''}`.
     static let appendEvents = RedisScript(#"""
     local idem = KEYS[4]
@@ -91,12 +92,10 @@ enum Scripts {
       local n = tonumber(ARGV[i]); i = i + 1
       local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, i, i + n - 1))
       reply[#reply + 1] = id
-      if ARGV[2] ~= '' then
-        local message = {id = id, stream = ARGV[3]}
-        for f = i, i + n - 1, 2 do message[ARGV[f]] = ARGV[f + 1] end
-        redis.call('PUBLISH', ARGV[2], cjson.encode(message))
-      end
-      i = i + n
+      -- The channel message was encoded by the caller but for its id: concatenating beats
+      -- building a table and cjson-encoding it for every event of a batch.
+      if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], '{"id":"' .. id .. '",' .. ARGV[i + n]) end
+      i = i + n + 1
     end
     if idem then redis.call('SET', idem, reply[2] .. ' ' .. reply[#reply], 'PX', ARGV[1]) end
     return reply
