@@ -68,6 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
         services.append(ProjectorService(projector: projector))
         let authority = try await TokenAuthority.load(storage: configuration.storage)
         let dependencies = try ServerDependencies(redisURL: url, store: store, projector: projector, authority: authority, configuration: configuration)
+        services.append(NotifierService(dependencies: dependencies, logger: logger))
         let app = buildApplication(dependencies, services: services, logger: logger)
         let base = "http://\(configuration.host):\(configuration.port)"
         logger.notice("FieldOps listening on \(base)")

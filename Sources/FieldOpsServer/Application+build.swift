@@ -73,6 +73,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     NotificationController(writes: writes).addRoutes(to: api)
     CollectionController(writes: writes).addRoutes(to: api)
     StreamController(writes: writes).addRoutes(to: api)
+    WebhookController(registry: WebhookRegistry(writer: dependencies.writer)).addRoutes(to: api)
     return router
 }
 

@@ -123,10 +123,19 @@ public final class StreamConsumer: Sendable {
 
         try await requireGroup()
         try await takeLease()
-        var leaseRenewed = ContinuousClock.now
-        defer { releaseLease() }
+        do {
+            try await consume(filter: Filter(eventTypes: eventTypes, handler: handler))
+        } catch {
+            await releaseLease()
+            throw error
+        }
+        await releaseLease()
+    }
 
-        let filter = Filter(eventTypes: eventTypes, handler: handler)
+    /// The loop of `subscribe`, between taking and releasing the consumer-name lease.
+    private func consume(filter: Filter) async throws(StreamError) {
+        var leaseRenewed = ContinuousClock.now
+
         var recovered = false
         var lastClaim = ContinuousClock.now
         var backoff = Duration.milliseconds(100)
@@ -414,8 +423,10 @@ public final class StreamConsumer: Sendable {
         }
     }
 
-    private func releaseLease() {
-        _ = try? pool.withConnectionBlocking { [leaseKey, token] connection in
+    /// Gives the consumer name back (best effort: the lease expires by itself). Never blocks a
+    /// concurrency thread, even while Redis is unreachable.
+    private func releaseLease() async {
+        _ = try? await run { [leaseKey, token] connection in
             try connection.evaluate(Scripts.lease, keys: [leaseKey], arguments: [token, "0"])
         }
     }
