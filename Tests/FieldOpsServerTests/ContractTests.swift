@@ -140,6 +140,11 @@ final class ContractTests: Sendable {
             let ids = read.list("entries").compactMap { $0["id"] as? String }
             try await self.hit(api, .post, "/v1/streams/{stream}/groups/{group}/ack", group, token: s, json: ["ids": ids], expect: .ok)
 
+            // Webhooks (delivery itself is in WebhookTests).
+            let hook = try await self.hit(api, .post, "/v1/webhooks", token: s, json: ["url": "http://127.0.0.1:9/hook", "eventTypes": ["task.assigned"]], expect: .created)
+            try await self.hit(api, .get, "/v1/webhooks", token: s, expect: .ok)
+            try await self.hit(api, .delete, "/v1/webhooks/{webhookId}", ["webhookId": hook.resource("webhook")["webhookId"] as? String ?? ""], token: s, expect: .noContent)
+
             // Errors have one shape.
             try await self.hit(api, .post, "/v1/tasks", token: d, json: ["title": 5], expect: .badRequest)
             try await self.hit(api, .post, "/v1/tasks", token: nil, json: ["title": "x"], expect: .unauthorized)
