@@ -113,7 +113,10 @@ let package = Package(
                 "FieldOpsServer",
                 "Redis",
                 "Streams",
+                "DocumentStore",
+                "Projections",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
             ]

@@ -71,7 +71,11 @@ public final class NotifierService: Service, Sendable {
                     for consumer in (try? await newConsumers()) ?? [] {
                         group.addTask { await self.consume(consumer) }
                     }
-                    try? await Task.sleep(for: configuration.discoveryInterval)
+                    // In short steps, so a graceful shutdown is noticed at once.
+                    let next = ContinuousClock.now + configuration.discoveryInterval
+                    while ContinuousClock.now < next && !Task.isCancelled && !Task.isShuttingDownGracefully {
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
                 }
                 closeAll()
                 await group.waitForAll()

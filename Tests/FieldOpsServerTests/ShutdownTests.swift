@@ -1,0 +1,90 @@
+import DocumentStore
+import FieldOpsServer
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import Projections
+import Redis
+import ServiceLifecycle
+import Testing
+
+/// `fieldops serve` as it runs: embedded Redis, projector, notifier and the HTTP server in one
+/// service group, shut down the way SIGTERM shuts it down.
+@Suite("Graceful shutdown")
+struct ShutdownTests {
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func send(_ method: String, _ url: String, token: String? = nil, json: String? = nil) async throws -> (Int, String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let json {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(json.utf8)
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func inFlightRequestsFinishThenEverythingStopsAndTheDataIsKept() async throws {
+        let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("fo-shutdown-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let logger = Logger(label: "test.shutdown")
+        let port = try Self.freePort()
+        let configuration = ServerConfiguration(port: port, storage: directory, nodeName: "node-1")
+        let supervisor = try RedisSupervisor(directory: configuration.redisDirectory, logger: logger)
+        let store = try DocumentStore(path: configuration.databasePath)
+        let projector = try Projector(redisURL: supervisor.url, store: store, configuration: .init(consumer: "node-1", block: .milliseconds(200)))
+        let authority = try await TokenAuthority(secret: ServerFixture.secret)
+        let dependencies = try ServerDependencies(redisURL: supervisor.url, store: store, projector: projector, authority: authority, configuration: configuration)
+        let app = buildApplication(
+            dependencies, services: [supervisor, ProjectorService(projector: projector), NotifierService(dependencies: dependencies, logger: logger)], logger: logger
+        )
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let running = Task { try await group.run() }
+
+        let base = "http://127.0.0.1:\(port)"
+        var ready = false
+        for _ in 0..<100 where !ready {
+            ready = (try? await Self.send("GET", base + "/healthz"))?.0 == 200
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready)
+        let token = try await authority.mint(tenant: "acme", subject: "s", role: .service)
+        #expect(try await Self.send("POST", base + "/v1/workers?wait=true", token: token, json: #"{"workerId":"w-1","name":"Ana"}"#).0 == 201)
+        #expect(try await Self.send("POST", base + "/v1/streams/workers/groups", token: token, json: #"{"group":"audit","start":"$"}"#).0 == 201)
+
+        // A request that blocks for 1.5 s is in flight when the shutdown begins: it is answered.
+        let inFlight = Task { try await Self.send("POST", base + "/v1/streams/workers/groups/audit/read", token: token, json: #"{"consumer":"a-1","blockMs":1500}"#) }
+        try await Task.sleep(for: .milliseconds(300))
+        let started = ContinuousClock.now
+        await group.triggerGracefulShutdown()
+        let (status, body) = try await inFlight.value
+        #expect(status == 200, "\(body)")
+        try await running.value
+        #expect(ContinuousClock.now - started < .seconds(10))
+        // Nothing accepts connections any more, the embedded Redis is stopped…
+        #expect((try? await Self.send("GET", base + "/healthz")) == nil)
+        #expect(!supervisor.server.isRunning)
+        // …and what was acknowledged is on disk: the document, and the event in Redis's AOF.
+        let reopened = try DocumentStore(path: configuration.databasePath)
+        #expect(try await reopened.get(tenant: "acme", collection: "workers", id: "w-1")?.data["name"] == "Ana")
+        try supervisor.server.start()
+        defer { supervisor.server.destroy() }
+        let connection = try RedisConnection(url: supervisor.url)
+        #expect(try connection.command("XLEN", "tenant:{acme}:stream:workers").int == 1)
+    }
+}
