@@ -66,9 +66,7 @@ struct ChatController {
             conditions: [.init(path: Self.namePath(roomID), .absent)],
             liveWrites: live, idempotencyKey: try request.idempotencyKey()
         )) { _, _ in APIError(.conflict, code: "already_exists", message: "room \(roomID) already exists") }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("rooms", written.id("roomId", made: roomID), after: written, wait: wait)
-        return writeResponse(written, name: "room", document: document, applied: applied, wait: wait, created: true)
+        return try await writes.reply(written, "room", from: "rooms", id: written.id("roomId", made: roomID), request: request, created: true)
     }
 
     @Sendable func listRooms(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
@@ -118,9 +116,7 @@ struct ChatController {
                 ? APIError.notFound("room \(roomID)")
                 : APIError(.conflict, code: added ? "already_member" : "not_member", message: "\(userID) is \(added ? "already" : "not") a member of room \(roomID)")
         }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("rooms", roomID, after: written, wait: wait)
-        return writeResponse(written, name: "room", document: document, applied: applied, wait: wait, created: added)
+        return try await writes.reply(written, "room", from: "rooms", id: roomID, request: request, created: added)
     }
 
     @Sendable func post(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
@@ -146,9 +142,7 @@ struct ChatController {
             liveWrites: [.set(path: Self.lastMessagePath(roomID), json: preview.jsonText)],
             idempotencyKey: try request.idempotencyKey()
         )) { _, _ in APIError.notFound("room \(roomID)") }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("messages", written.id("messageId", made: messageID), after: written, wait: wait)
-        return writeResponse(written, name: "message", document: document, applied: applied, wait: wait, created: true)
+        return try await writes.reply(written, "message", from: "messages", id: written.id("messageId", made: messageID), request: request, created: true)
     }
 
     @Sendable func edit(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
@@ -192,9 +186,7 @@ struct ChatController {
             conditions: [.init(path: Self.namePath(roomID), .exists)],
             idempotencyKey: try request.idempotencyKey()
         )) { _, _ in APIError.notFound("room \(roomID)") }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("messages", messageID, after: written, wait: wait)
-        return writeResponse(written, name: "message", document: document, applied: applied, wait: wait)
+        return try await writes.reply(written, "message", from: "messages", id: messageID, request: request)
     }
 
     /// `GET /v1/rooms/{id}/messages?before=MESSAGE&after=MESSAGE&limit=50`, newest first.

@@ -51,9 +51,7 @@ struct NotificationController {
             events: [.init(eventType: EventType.notificationCreated, payload: JSONCoding.text(payload), routing: [("notificationId", notificationID), ("recipient", payload.recipient ?? "")])],
             idempotencyKey: try request.idempotencyKey()
         )) { _, _ in APIError(.conflict, code: "conflict", message: "the notification was refused") }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("notifications", written.id("notificationId", made: notificationID), after: written, wait: wait)
-        return writeResponse(written, name: "notification", document: document, applied: applied, wait: wait, created: true)
+        return try await writes.reply(written, "notification", from: "notifications", id: written.id("notificationId", made: notificationID), request: request, created: true)
     }
 
     /// `GET /v1/notifications?unread=true&limit=&cursor=`: the caller's own, its role's and its
@@ -95,9 +93,7 @@ struct NotificationController {
             )],
             idempotencyKey: try request.idempotencyKey()
         )) { _, _ in APIError.notFound("notification \(notificationID)") }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("notifications", notificationID, after: written, wait: wait)
-        return writeResponse(written, name: "notification", document: document, applied: applied, wait: wait)
+        return try await writes.reply(written, "notification", from: "notifications", id: notificationID, request: request)
     }
 
     /// Who the caller is as a recipient: itself, its role, and (up to the `in` limit) its rooms.

@@ -68,9 +68,7 @@ struct ResourceController {
             liveWrites: [.set(path: Self.quantityPath(resourceID), json: quantity), .set(path: Self.availablePath(resourceID), json: quantity)],
             idempotencyKey: try request.idempotencyKey()
         )) { _, _ in APIError(.conflict, code: "already_exists", message: "resource \(resourceID) already exists") }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("resources", written.id("resourceId", made: resourceID), after: written, wait: wait)
-        return writeResponse(written, name: "resource", document: document, applied: applied, wait: wait, created: true)
+        return try await writes.reply(written, "resource", from: "resources", id: written.id("resourceId", made: resourceID), request: request, created: true)
     }
 
     /// Adds `delta` (negative to take stock out). 409 with the current quantity when the stock
@@ -91,9 +89,7 @@ struct ResourceController {
             details["quantity"] = .number(quantity)
             throw APIError(error.status, code: error.code, message: error.message + " (on hand: \(EventWriter.number(quantity)))", details: .object(details))
         }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("resources", resourceID, after: written, wait: wait)
-        return writeResponse(written, name: "resource", document: document, applied: applied, wait: wait)
+        return try await writes.reply(written, "resource", from: "resources", id: resourceID, request: request)
     }
 
     private func adjustment(caller: Identity, resourceID: String, body: AdjustBody, idempotencyKey: String?) async throws -> DomainWrites.Written {
@@ -145,9 +141,7 @@ struct ResourceController {
             default: return Self.insufficient(resourceID, wanted: quantity, available: current)
             }
         }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("resources", resourceID, after: written, wait: wait)
-        return writeResponse(written, name: "resource", document: document, applied: applied, wait: wait)
+        return try await writes.reply(written, "resource", from: "resources", id: resourceID, request: request)
     }
 
     @Sendable func release(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
@@ -172,9 +166,7 @@ struct ResourceController {
             liveWrites: [.increment(path: Self.availablePath(resourceID), by: held), .delete(path: path)],
             idempotencyKey: try request.idempotencyKey()
         )) { _, _ in APIError(.conflict, code: "reservation_changed", message: "the reservation of resource \(resourceID) for task \(body.taskId) changed meanwhile; read it and retry") }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("resources", resourceID, after: written, wait: wait)
-        return writeResponse(written, name: "resource", document: document, applied: applied, wait: wait)
+        return try await writes.reply(written, "resource", from: "resources", id: resourceID, request: request)
     }
 
     @Sendable func get(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {

@@ -95,9 +95,7 @@ struct TaskController {
         if let assignee = body.assigneeId {
             try await notifyAssignee(written, taskID: taskID, title: title, assigneeID: assignee)
         }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("tasks", written.id("taskId", made: taskID), after: written, wait: wait)
-        return writeResponse(written, name: "task", document: document, applied: applied, wait: wait, created: true)
+        return try await writes.reply(written, "task", from: "tasks", id: written.id("taskId", made: taskID), request: request, created: true)
     }
 
     @Sendable func transition(_ eventType: String, _ request: Request, _ context: FieldOpsRequestContext) async throws -> Response {
@@ -159,9 +157,7 @@ struct TaskController {
             let title = try await writes.get(tenant: caller.tenant, collection: "tasks", id: taskID)?.data["title"]?.stringValue ?? taskID
             try await notifyAssignee(written, taskID: taskID, title: title, assigneeID: assignee)
         }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("tasks", taskID, after: written, wait: wait)
-        return writeResponse(written, name: "task", document: document, applied: applied, wait: wait)
+        return try await writes.reply(written, "task", from: "tasks", id: taskID, request: request)
     }
 
     @Sendable func get(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {

@@ -68,9 +68,7 @@ struct WorkerController {
             liveWrites: [.set(path: Self.statusPath(workerID), json: Self.activeJSON)],
             idempotencyKey: try request.idempotencyKey()
         )) { _, _ in APIError(.conflict, code: "already_exists", message: "worker \(workerID) already exists") }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("workers", written.id("workerId", made: workerID), after: written, wait: wait)
-        return writeResponse(written, name: "worker", document: document, applied: applied, wait: wait, created: true)
+        return try await writes.reply(written, "worker", from: "workers", id: written.id("workerId", made: workerID), request: request, created: true)
     }
 
     @Sendable func update(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
@@ -88,9 +86,7 @@ struct WorkerController {
             conditions: [.init(path: Self.statusPath(workerID), .exists)],
             idempotencyKey: try request.idempotencyKey()
         )) { _, _ in APIError.notFound("worker \(workerID)") }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("workers", workerID, after: written, wait: wait)
-        return writeResponse(written, name: "worker", document: document, applied: applied, wait: wait)
+        return try await writes.reply(written, "worker", from: "workers", id: workerID, request: request)
     }
 
     func setActive(_ active: Bool, _ request: Request, _ context: FieldOpsRequestContext) async throws -> Response {
@@ -112,9 +108,7 @@ struct WorkerController {
                 ? APIError.notFound("worker \(workerID)")
                 : APIError(.conflict, code: active ? "already_active" : "already_inactive", message: "worker \(workerID) is already \(active ? "active" : "deactivated")")
         }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("workers", workerID, after: written, wait: wait)
-        return writeResponse(written, name: "worker", document: document, applied: applied, wait: wait)
+        return try await writes.reply(written, "worker", from: "workers", id: workerID, request: request)
     }
 
     @Sendable func get(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
@@ -187,9 +181,7 @@ struct WorkerController {
             await devices.release(entry)
             throw error
         }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("devices", entry.deviceId, after: written, wait: wait)
-        return writeResponse(written, name: "device", document: document, applied: applied, wait: wait, created: true)
+        return try await writes.reply(written, "device", from: "devices", id: entry.deviceId, request: request, created: true)
     }
 
     @Sendable func listDevices(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
@@ -218,9 +210,7 @@ struct WorkerController {
             )],
             idempotencyKey: try request.idempotencyKey()
         )) { _, _ in APIError.notFound("device \(deviceID)") }
-        let wait = request.flag("wait")
-        let (document, applied) = try await writes.document("devices", deviceID, after: written, wait: wait)
-        return writeResponse(written, name: "device", document: document, applied: applied, wait: wait)
+        return try await writes.reply(written, "device", from: "devices", id: deviceID, request: request)
     }
 
     // MARK: - Validation

@@ -100,6 +100,14 @@ struct DomainWrites: Sendable {
         return (try await get(tenant: tenant, collection: collection, id: id), applied)
     }
 
+    /// The reply to a write: the document `id` of `collection` as the write left it, under `name`,
+    /// with the event's stream id; waits for the projection when the request says `?wait=true`.
+    func reply(_ written: Written, _ name: String, from collection: String, id: String, request: Request, created: Bool = false) async throws -> Response {
+        let wait = request.flag("wait")
+        let (document, applied) = try await document(collection, id, after: written, wait: wait)
+        return writeResponse(written, name: name, document: document, applied: applied, wait: wait, created: created)
+    }
+
     /// Waits for the projection of a write when asked to; false when the wait timed out.
     func waitIfAsked(_ written: Written, wait: Bool) async -> Bool {
         guard wait else { return false }
