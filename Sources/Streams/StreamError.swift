@@ -39,8 +39,12 @@ public struct StreamError: Error, Sendable, Hashable {
 
     /// Wraps a Redis-layer failure, keeping its code in the message.
     init(_ error: RedisError) {
-        self.init(error.isConnectionError ? .unavailable : .redis, "\(error.code): \(error.message)")
+        self.init(error.isConnectionError || Self.transientServerCodes.contains(error.serverCode ?? "") ? .unavailable : .redis, "\(error.code): \(error.message)")
     }
+
+    /// Replies of a server that will answer again shortly: loading its data after a restart,
+    /// busy with a long script, failing over.
+    static let transientServerCodes: Set<String> = ["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"]
 
     /// Redis failed or is unreachable, rather than the request being wrong.
     public var isRedisFailure: Bool { code == .redis || code == .unavailable }

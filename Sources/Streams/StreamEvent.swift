@@ -155,21 +155,37 @@ enum JSONText {
         return out + "}"
     }
 
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Appends `text` as a JSON string literal. Works on UTF-8 bytes and copies runs that need
+    /// no escaping whole: it writes every field of every channel message.
     static func appendQuoted(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
+        var text = text
+        text.withUTF8 { bytes in
+            var escaped: [UInt8] = []
+            escaped.reserveCapacity(bytes.count + 16)
+            escaped.append(UInt8(ascii: "\""))
+            var runStart = 0
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                escaped.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                escaped.append(UInt8(ascii: "\\"))
+                switch byte {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): escaped.append(byte)
+                case UInt8(ascii: "\n"): escaped.append(UInt8(ascii: "n"))
+                case UInt8(ascii: "\r"): escaped.append(UInt8(ascii: "r"))
+                case UInt8(ascii: "\t"): escaped.append(UInt8(ascii: "t"))
+                default:
+                    escaped.append(UInt8(ascii: "u")); escaped.append(UInt8(ascii: "0")); escaped.append(UInt8(ascii: "0"))
+                    escaped.append(hexDigits[Int(byte >> 4)]); escaped.append(hexDigits[Int(byte & 0xF)])
+                }
+                runStart = index + 1
             }
+            escaped.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
+            escaped.append(UInt8(ascii: "\""))
+            out += String(decoding: escaped, as: UTF8.self)
         }
-        out += "\""
     }
 }
 

@@ -174,7 +174,7 @@ struct ChatController {
         let roomID = try context.id("roomId")
         let messageID = try context.id("messageId")
         try await requireAccess(caller, roomID)
-        guard let message = try await writes.get(tenant: caller.tenant, collection: "messages", id: messageID),
+        guard let message = try await writes.current(tenant: caller.tenant, collection: "messages", id: messageID, stream: StreamNames.chat(roomID)),
               message.data["roomId"]?.stringValue == roomID else {
             throw APIError.notFound("message \(messageID) in room \(roomID)")
         }

@@ -80,7 +80,7 @@ struct NotificationController {
     @Sendable func markRead(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
         let caller = try context.requireIdentity()
         let notificationID = try context.id("notificationId")
-        guard let notification = try await writes.get(tenant: caller.tenant, collection: "notifications", id: notificationID),
+        guard let notification = try await writes.current(tenant: caller.tenant, collection: "notifications", id: notificationID, stream: StreamNames.notifications),
               let recipient = notification.data["recipient"]?.stringValue,
               try await recipients(of: caller).contains(recipient) else {
             throw APIError.notFound("notification \(notificationID)")

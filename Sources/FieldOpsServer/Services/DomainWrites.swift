@@ -115,8 +115,12 @@ struct DomainWrites: Sendable {
     }
 
     func isApplied(_ written: Written) -> Bool {
-        guard let applied = projector.appliedID(tenant: written.tenant, stream: written.stream) else { return false }
-        return !streamID(applied, isLessThan: written.lastID)
+        isApplied(tenant: written.tenant, stream: written.stream, id: written.lastID)
+    }
+
+    func isApplied(tenant: String, stream: String, id: String) -> Bool {
+        guard let applied = projector.appliedID(tenant: tenant, stream: stream) else { return false }
+        return !streamID(applied, isLessThan: id)
     }
 
     // MARK: - Reads
@@ -127,6 +131,23 @@ struct DomainWrites: Sendable {
         } catch {
             throw Self.apiError(error)
         }
+    }
+
+    /// The document as of everything already appended to `stream`: when it is not stored yet,
+    /// waits (bounded) for the projection to reach the stream's head and reads again. For writes
+    /// that check a document (editing a message just posted), not for plain reads.
+    func current(tenant: String, collection: String, id: String, stream: String) async throws -> Document? {
+        if let document = try await get(tenant: tenant, collection: collection, id: id) { return document }
+        let key = try StreamKeys(tenant: tenant).stream(stream)
+        let head: String?
+        do {
+            head = try await writer.withConnection { try $0.command("XREVRANGE", key, "+", "-", "COUNT", "1").unwrapped().array?.first?.array?.first?.string }
+        } catch {
+            throw Self.apiError(error)
+        }
+        guard let head, !isApplied(tenant: tenant, stream: stream, id: head) else { return nil }
+        _ = await projector.waitUntilApplied(tenant: tenant, stream: stream, id: head, timeout: waitTimeout)
+        return try await get(tenant: tenant, collection: collection, id: id)
     }
 
     func query(tenant: String, _ query: Query) async throws -> QueryPage {
