@@ -115,6 +115,8 @@ struct APIBench: AsyncParsableCommand {
         say("  single-location writes:         \(Int(singles.rate)) req/s = \(Self.percent(singles.rate / ceiling.rate)) of /healthz (target >= 60%), p50 \(Self.ms(singles.percentile(0.5))), p99 \(Self.ms(singles.percentile(0.99)))")
         say("  batched ingest:                 \(Int(batched.rate * Double(batch))) locations/s in \(Int(batched.rate)) requests/s (target >= 100000)")
         say("  single write at 50% load:       p50 \(Self.ms(steady.percentile(0.5))), p99 \(Self.ms(steady.percentile(0.99))) at \(Int(steady.rate)) req/s (target p99 <= 5 ms)")
+        say("    counted from when each request was due; the generator itself sent late by p50 \(Self.ms(HTTPLoad.Result.percentile(steady.sendDelays, 0.5))), p99 \(Self.ms(HTTPLoad.Result.percentile(steady.sendDelays, 0.99)))")
+        say("    counted from when each request left: p50 \(Self.ms(HTTPLoad.Result.percentile(steady.responseTimes, 0.5))), p99 \(Self.ms(HTTPLoad.Result.percentile(steady.responseTimes, 0.99)))")
         if let xadd {
             say("  redis-benchmark XADD (same Redis, \(connections) clients): \(Int(xadd)) commands/s")
         } else {

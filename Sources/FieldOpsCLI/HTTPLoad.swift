@@ -16,13 +16,22 @@ struct HTTPLoad {
         var failed = 0
         var firstFailure: String?
         var latencies: [Double] = []
+        /// Open loop: how late each request left the generator (ms), its own scheduling delay on
+        /// a machine it shares with the server; already part of `latencies`.
+        var sendDelays: [Double] = []
+        /// From when each request actually left to its answer (ms): the server's share.
+        var responseTimes: [Double] = []
         var seconds = 0.0
 
         var rate: Double { Double(completed) / seconds }
 
         func percentile(_ p: Double) -> Double {
-            guard !latencies.isEmpty else { return 0 }
-            let sorted = latencies.sorted()
+            Self.percentile(latencies, p)
+        }
+
+        static func percentile(_ values: [Double], _ p: Double) -> Double {
+            guard !values.isEmpty else { return 0 }
+            let sorted = values.sorted()
             return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
         }
     }
@@ -64,6 +73,8 @@ struct HTTPLoad {
             total.failed += result.value.failed
             total.firstFailure = total.firstFailure ?? result.value.firstFailure
             total.latencies += result.value.latencies
+            total.sendDelays += result.value.sendDelays
+            total.responseTimes += result.value.responseTimes
         }
         total.seconds = (ContinuousClock.now - start).secondsValue
         return total
@@ -94,11 +105,15 @@ struct HTTPLoad {
             }
             let request = next(n)
             n += 1
+            let left = ContinuousClock.now
+            if interval != nil { result.sendDelays.append((left - sent).secondsValue * 1000) }
             do {
                 let status = try socket.exchange(request)
                 if (200..<300).contains(status) {
                     result.completed += 1
-                    result.latencies.append((ContinuousClock.now - sent).secondsValue * 1000)
+                    let now = ContinuousClock.now
+                    result.latencies.append((now - sent).secondsValue * 1000)
+                    result.responseTimes.append((now - left).secondsValue * 1000)
                 } else {
                     result.failed += 1
                     if result.firstFailure == nil { result.firstFailure = "HTTP \(status)" }
