@@ -32,9 +32,16 @@ struct ServeCommand: AsyncParsableCommand {
     var redisURL: String?
     @Option(help: ArgumentHelp("This node's name: its projector's consumer name. Defaults to the host name.", valueName: "name"))
     var node: String?
+    @Option(name: .customLong("rate-limit"), help: ArgumentHelp("Requests per second per tenant on this node, 0 for none (429 beyond). Defaults to $FIELDOPS_RATE_LIMIT, then 5000.", valueName: "n"))
+    var rateLimit: Double?
 
     func validate() throws {
         if let port = resolvedPort, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535") }
+        if let rateLimit = resolvedRateLimit, !(rateLimit >= 0) { throw ValidationError("--rate-limit must be 0 or more") }
+    }
+
+    var resolvedRateLimit: Double? {
+        rateLimit ?? ProcessInfo.processInfo.environment["FIELDOPS_RATE_LIMIT"].flatMap(Double.init)
     }
 
     var resolvedPort: Int? {
@@ -52,6 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.storage = URL(fileURLWithPath: storage.databasePath).deletingLastPathComponent()
         configuration.redisURL = redisURL ?? environment["FIELDOPS_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         if let node { configuration.nodeName = node }
+        if let rate = resolvedRateLimit { configuration.rateLimit = rate == 0 ? .unlimited : RateLimit(requestsPerSecond: rate) }
 
         var services: [any Service] = []
         let url: String
