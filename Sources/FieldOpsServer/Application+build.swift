@@ -52,7 +52,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     let writes = dependencies.writes
     let devices = DeviceRegistry(writer: dependencies.writer)
     // Tracking apps send no token: their registered device is the credential.
-    IngestController(locations: LocationController(writes: writes), devices: devices).addRoutes(to: router.group("v1/ingest"))
+    IngestController(locations: LocationController(writes: writes), devices: devices, rateLimiter: dependencies.rateLimiter).addRoutes(to: router.group("v1/ingest"))
     router.get("metrics") { _, _ -> Response in
         var buffer = ByteBuffer()
         buffer.writeBytes(await dependencies.metrics.render(dependencies.redis))

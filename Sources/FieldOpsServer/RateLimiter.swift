@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Streams
 import Synchronization
 
 /// How many requests per second a tenant may make on this node, with a burst allowance.
@@ -53,15 +54,19 @@ struct RateLimitMiddleware: RouterMiddleware {
     let limiter: TenantRateLimiter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let tenant = context.identity?.tenant, let wait = limiter.take(tenant) {
-            let seconds = max(1, Int(wait.rounded(.up)))
-            throw APIError(
-                .tooManyRequests, code: "rate_limited",
-                message: "tenant \(tenant) is over its limit of \(Int(limiter.limit.requestsPerSecond)) requests per second; retry in \(seconds) s",
-                headers: [.retryAfter: String(seconds)]
-            )
-        }
+        if let tenant = context.identity?.tenant { try Self.check(limiter, tenant: tenant) }
         return try await next(request, context)
+    }
+
+    /// Takes a token for `tenant`. - Throws: 429 `rate_limited` with `Retry-After`.
+    static func check(_ limiter: TenantRateLimiter, tenant: String) throws {
+        guard let wait = limiter.take(tenant) else { return }
+        let seconds = max(1, Int(wait.rounded(.up)))
+        throw APIError(
+            .tooManyRequests, code: "rate_limited",
+            message: "tenant \(tenant) is over its limit of \(EventWriter.number(limiter.limit.requestsPerSecond)) requests per second; retry in \(seconds) s",
+            headers: [.retryAfter: String(seconds)]
+        )
     }
 }
 

@@ -44,6 +44,11 @@ struct OperationsTests {
             #expect(limited?.errorCode == "rate_limited")
             #expect(Int(limited?.headers[.retryAfter] ?? "") ?? 0 >= 90)
             #expect(try await api.call(.get, "/v1/tasks", token: globex).status == .ok)
+            // Positions from tracking apps count against their device's tenant too.
+            let globexWorker = try await api.call(.post, "/v1/workers", token: globex, json: ["workerId": "w-1", "name": "Eve"])
+            #expect(globexWorker.status == .created)
+            #expect(try await api.call(.post, "/v1/workers/w-1/devices", token: globex, json: ["deviceId": "gx-1", "protocol": "osmand"]).status == .created)
+            #expect(try await api.call(.post, "/v1/ingest/osmand?id=gx-1&lat=1&lon=1", token: nil).errorCode == "rate_limited")
         }
     }
 

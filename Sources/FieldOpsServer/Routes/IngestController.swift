@@ -11,6 +11,8 @@ import NIOCore
 struct IngestController {
     let locations: LocationController
     let devices: DeviceRegistry
+    /// The device's tenant pays for its positions, as a token's tenant does for its requests.
+    let rateLimiter: TenantRateLimiter
 
     func addRoutes(to group: RouterGroup<FieldOpsRequestContext>) {
         group.get("osmand", use: osmand)
@@ -50,6 +52,7 @@ struct IngestController {
                     throw Self.unauthorized("device \(deviceID) needs its secret as the HTTP Basic password")
                 }
             }
+            try RateLimitMiddleware.check(rateLimiter, tenant: entry.tenant)
             _ = try await locations.record(positions.map(\.position), tenant: entry.tenant, workerID: entry.workerId, deviceID: deviceID, idempotencyKey: nil)
         }
         return Response(status: .ok)
@@ -75,6 +78,7 @@ struct IngestController {
             throw Self.unauthorized("unknown OwnTracks user or device, or a wrong secret")
         }
         guard entry.active else { throw Self.deviceInactive(entry.deviceId) }
+        try RateLimitMiddleware.check(rateLimiter, tenant: entry.tenant)
         if message.type == "location" {
             guard let lat = message.lat, let lon = message.lon else { throw APIError.invalid("lat", "a location needs lat and lon") }
             let position = LocationController.Position(
