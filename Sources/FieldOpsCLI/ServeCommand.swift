@@ -32,12 +32,19 @@ struct ServeCommand: AsyncParsableCommand {
     var redisURL: String?
     @Option(help: ArgumentHelp("This node's name: its projector's consumer name. Defaults to the host name.", valueName: "name"))
     var node: String?
+    @Option(name: .customLong("log-format"), help: ArgumentHelp("text, or json for one JSON object per line. Defaults to $FIELDOPS_LOG_FORMAT, then text.", valueName: "format"))
+    var logFormat: String?
     @Option(name: .customLong("rate-limit"), help: ArgumentHelp("Requests per second per tenant on this node, 0 for none (429 beyond). Defaults to $FIELDOPS_RATE_LIMIT, then 5000.", valueName: "n"))
     var rateLimit: Double?
 
     func validate() throws {
         if let port = resolvedPort, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535") }
         if let rateLimit = resolvedRateLimit, !(rateLimit >= 0) { throw ValidationError("--rate-limit must be 0 or more") }
+        guard ["text", "json"].contains(resolvedLogFormat) else { throw ValidationError("--log-format must be text or json") }
+    }
+
+    var resolvedLogFormat: String {
+        logFormat ?? ProcessInfo.processInfo.environment["FIELDOPS_LOG_FORMAT"] ?? "text"
     }
 
     var resolvedRateLimit: Double? {
@@ -49,7 +56,11 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        if resolvedLogFormat == "json" {
+            LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+        } else {
+            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        }
         var logger = Logger(label: "fieldops")
         logger.logLevel = .info
         let environment = ProcessInfo.processInfo.environment
