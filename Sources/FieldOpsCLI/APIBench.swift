@@ -49,8 +49,7 @@ struct APIBench: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
 
-        let port = try Self.freePort()
-        var configuration = ServerConfiguration(host: "127.0.0.1", port: port, storage: directory, redisURL: redis.url)
+        var configuration = ServerConfiguration(host: "127.0.0.1", port: 0, storage: directory, redisURL: redis.url)
         configuration.rateLimit = .unlimited
         let store = try DocumentStore(path: configuration.databasePath)
         let projector = try Projector(redisURL: redis.url, store: store, configuration: .init(consumer: "bench"))
@@ -58,9 +57,16 @@ struct APIBench: AsyncParsableCommand {
         let dependencies = try ServerDependencies(redisURL: redis.url, store: store, projector: projector, authority: authority, configuration: configuration)
         var logger = Logger(label: "fieldops.bench")
         logger.logLevel = .warning
-        let app = buildApplication(dependencies, services: [ProjectorService(projector: projector)], logger: logger)
-        let serving = Task { try await app.runService() }
+        // Port 0: the kernel picks a free one, which the server reports once it listens.
+        let listening = AsyncStream.makeStream(of: Int.self)
+        let app = buildApplication(dependencies, services: [ProjectorService(projector: projector)], logger: logger, onListening: { listening.continuation.yield($0) })
+        let serving = Task {
+            defer { listening.continuation.finish() }
+            try await app.runService()
+        }
         defer { serving.cancel() }
+        var ports = listening.stream.makeAsyncIterator()
+        guard let port = await ports.next() else { throw ValidationError("the server did not start: \(String(describing: await serving.result))") }
 
         let token = try await authority.mint(tenant: "bench", subject: "bench", role: .service)
         let load = HTTPLoad(host: "127.0.0.1", port: port)
@@ -165,20 +171,4 @@ struct APIBench: AsyncParsableCommand {
 
     static func ms(_ value: Double) -> String { String(format: "%.2f ms", value) }
     static func percent(_ value: Double) -> String { String(format: "%.0f%%", value * 100) }
-
-    /// A loopback port nobody listens on now.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw ValidationError("cannot find a free port: \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }

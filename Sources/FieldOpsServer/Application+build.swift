@@ -78,16 +78,20 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
 }
 
 /// The whole server: routes plus the services it supervises.
+/// - Parameter onListening: called with the bound port once the server listens (port 0 in the
+///   configuration picks a free one).
 public func buildApplication(
     _ dependencies: ServerDependencies,
     services: [any Service],
-    logger: Logger
+    logger: Logger,
+    onListening: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let router = buildRouter(dependencies)
     return Application(
         router: router,
         configuration: .init(address: .hostname(dependencies.configuration.host, port: dependencies.configuration.port), serverName: "FieldOps"),
         services: services,
+        onServerRunning: { channel in await onListening(channel.localAddress?.port ?? dependencies.configuration.port) },
         logger: logger
     )
 }

@@ -14,19 +14,6 @@ import Testing
 /// service group, shut down the way SIGTERM shuts it down.
 @Suite("Graceful shutdown")
 struct ShutdownTests {
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     static func send(_ method: String, _ url: String, token: String? = nil, json: String? = nil) async throws -> (Int, String) {
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
@@ -43,26 +30,29 @@ struct ShutdownTests {
         let directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("fo-shutdown-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: directory) }
         let logger = Logger(label: "test.shutdown")
-        let port = try Self.freePort()
-        let configuration = ServerConfiguration(port: port, storage: directory, nodeName: "node-1")
+        // Port 0: the kernel picks a free one, which the server reports once it listens.
+        let configuration = ServerConfiguration(port: 0, storage: directory, nodeName: "node-1")
         let supervisor = try RedisSupervisor(directory: configuration.redisDirectory, logger: logger)
         let store = try DocumentStore(path: configuration.databasePath)
         let projector = try Projector(redisURL: supervisor.url, store: store, configuration: .init(consumer: "node-1", block: .milliseconds(200)))
         let authority = try await TokenAuthority(secret: ServerFixture.secret)
         let dependencies = try ServerDependencies(redisURL: supervisor.url, store: store, projector: projector, authority: authority, configuration: configuration)
+        let listening = AsyncStream.makeStream(of: Int.self)
         let app = buildApplication(
-            dependencies, services: [supervisor, ProjectorService(projector: projector), NotifierService(dependencies: dependencies, logger: logger)], logger: logger
+            dependencies, services: [supervisor, ProjectorService(projector: projector), NotifierService(dependencies: dependencies, logger: logger)], logger: logger,
+            onListening: { listening.continuation.yield($0) }
         )
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        let running = Task { try await group.run() }
-
-        let base = "http://127.0.0.1:\(port)"
-        var ready = false
-        for _ in 0..<100 where !ready {
-            ready = (try? await Self.send("GET", base + "/healthz"))?.0 == 200
-            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        // If the group ends early, the wait for the port below ends too instead of hanging.
+        let running = Task {
+            defer { listening.continuation.finish() }
+            try await group.run()
         }
-        #expect(ready)
+
+        var ports = listening.stream.makeAsyncIterator()
+        let port = try #require(await ports.next())
+        let base = "http://127.0.0.1:\(port)"
+        #expect(try await Self.send("GET", base + "/healthz").0 == 200)
         let token = try await authority.mint(tenant: "acme", subject: "s", role: .service)
         #expect(try await Self.send("POST", base + "/v1/workers?wait=true", token: token, json: #"{"workerId":"w-1","name":"Ana"}"#).0 == 201)
         #expect(try await Self.send("POST", base + "/v1/streams/workers/groups", token: token, json: #"{"group":"audit","start":"$"}"#).0 == 201)
