@@ -145,7 +145,8 @@ struct DomainWrites: Sendable {
         } catch {
             throw Self.apiError(error)
         }
-        guard let head, !isApplied(tenant: tenant, stream: stream, id: head) else { return nil }
+        guard let head else { return nil }
+        // Returns at once when the head is applied already (perhaps just after the read above).
         _ = await projector.waitUntilApplied(tenant: tenant, stream: stream, id: head, timeout: waitTimeout)
         return try await get(tenant: tenant, collection: collection, id: id)
     }
