@@ -145,12 +145,7 @@ struct APIBench: AsyncParsableCommand {
         let start = ContinuousClock.now
         while ContinuousClock.now - start < .seconds(300) {
             let groups = try connection.command("XINFO", "GROUPS", "tenant:{bench}:stream:locationUpdates").array ?? []
-            let settled = groups.allSatisfy { group in
-                let fields = group.array ?? []
-                var values: [String: Int] = [:]
-                for index in stride(from: 0, to: fields.count - 1, by: 2) { values[fields[index].string ?? ""] = fields[index + 1].int }
-                return values["lag"] == 0 && values["pending"] == 0
-            }
+            let settled = groups.allSatisfy { $0.pairs?["lag"]?.int == 0 && $0.pairs?["pending"]?.int == 0 }
             if settled && !groups.isEmpty { return (ContinuousClock.now - start).secondsValue }
             try await Task.sleep(for: .milliseconds(50))
         }

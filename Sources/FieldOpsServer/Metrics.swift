@@ -70,11 +70,8 @@ public final class ServerMetrics: Sendable {
             guard let (tenant, stream) = StreamKeys.parse(streamKey: key) else { return nil }
             let length = try connection.command("XLEN", key).unwrapped().int ?? 0
             let groups = (try connection.command("XINFO", "GROUPS", key).unwrapped().array ?? []).compactMap { group -> StreamFigure.Group? in
-                guard let fields = group.array else { return nil }
-                var values: [String: RedisValue] = [:]
-                for index in stride(from: 0, to: fields.count - 1, by: 2) { values[fields[index].string ?? ""] = fields[index + 1] }
-                guard let name = values["name"]?.string else { return nil }
-                return .init(name: name, lag: values["lag"]?.int ?? 0, pending: values["pending"]?.int ?? 0)
+                guard let fields = group.pairs, let name = fields["name"]?.string else { return nil }
+                return .init(name: name, lag: fields["lag"]?.int ?? 0, pending: fields["pending"]?.int ?? 0)
             }
             return StreamFigure(tenant: tenant, stream: stream, length: length, groups: groups)
         }

@@ -103,7 +103,8 @@ extension RedisConnection {
     }
 
     /// Runs an XREAD/XREADGROUP command on one stream and reads its entries in place.
-    func readEntries(_ command: [String]) throws -> [StreamRecord] {
+    /// - Throws: `redis_error` with the server's message for an error reply (`NOGROUP …`).
+    public func readEntries(_ command: [String]) throws -> [StreamRecord] {
         try send(command) { try $0.readReplyEntries() }
     }
 }

@@ -111,14 +111,17 @@ struct StreamController {
         var command = ["XREADGROUP", "GROUP", group, body.consumer, "COUNT", String(count)]
         if body.pending != true && block > 0 { command += ["BLOCK", String(block)] }
         command += ["STREAMS", key, body.pending == true ? "0" : ">"]
-        let reply = try await redis { [command] in try $0.send(command) }
-        if case .error(let message) = reply {
-            if message.hasPrefix("NOGROUP") {
+        let records: [StreamRecord]
+        do {
+            records = try await writes.writer.withConnection { [command] in try $0.readEntries(command) }
+        } catch where error.code == .redis {
+            if error.message.hasPrefix("NOGROUP") {
                 throw APIError(.notFound, code: "group_not_found", message: "group \(group) does not exist on stream \(stream); create it with POST /v1/streams/\(stream)/groups")
             }
-            throw APIError(.badRequest, code: "invalid_read", message: message)
+            throw APIError(.badRequest, code: "invalid_read", message: error.message)
+        } catch {
+            throw DomainWrites.apiError(error)
         }
-        let records = Self.records(reply)
         return Response.json(["entries": .array(Self.render(records, stream: stream, tenant: caller.tenant))])
     }
 
@@ -164,17 +167,6 @@ struct StreamController {
             return try await writes.writer.withConnection(body)
         } catch {
             throw DomainWrites.apiError(error)
-        }
-    }
-
-    /// The entries of an XREADGROUP reply on one stream.
-    static func records(_ reply: RedisValue) -> [StreamRecord] {
-        guard let streams = reply.array, let first = streams.first?.array, first.count == 2, let entries = first[1].array else { return [] }
-        return entries.compactMap { entry in
-            guard let parts = entry.array, let id = parts.first?.string else { return nil }
-            let flat = parts.count > 1 ? parts[1].array?.compactMap(\.string) : nil
-            let fields = flat.map { flat in stride(from: 0, to: flat.count - 1, by: 2).map { (flat[$0], flat[$0 + 1]) } }
-            return StreamRecord(id: id, fields: fields)
         }
     }
 
