@@ -199,9 +199,6 @@ public final class EventWriter: Sendable {
         guard !append.events.isEmpty, append.events.count <= Self.maxEvents else {
             throw StreamError(.invalidField, "a write appends 1-\(Self.maxEvents) events; this one has \(append.events.count)")
         }
-        if let key = append.idempotencyKey {
-            guard !key.isEmpty, key.utf8.count <= 256 else { throw StreamError(.invalidField, "idempotency key must be 1-256 bytes") }
-        }
         var scriptKeys = [keys.stream(append.stream), keys.live, keys.livePaths]
         if let key = append.idempotencyKey { scriptKeys.append(keys.idempotency(key)) }
 
@@ -232,7 +229,11 @@ public final class EventWriter: Sendable {
         arguments.append(String(append.events.count))
         let timestamp = Timestamp.now()
         for draft in append.events {
-            try Self.validate(draft)
+            // `id` and `stream` are members of the channel message too.
+            try StreamEvent.validate(
+                eventType: draft.eventType, payload: draft.payload, routing: draft.routing, idempotencyKey: append.idempotencyKey,
+                reservedRouting: ["id", "stream"]
+            )
             let event = StreamEvent(
                 stream: append.stream, eventType: draft.eventType, payload: draft.payload, timestamp: timestamp,
                 metadata: JSONText.object(draft.metadata), tenant: append.tenant, idempotencyKey: append.idempotencyKey,
@@ -258,19 +259,6 @@ public final class EventWriter: Sendable {
             JSONText.appendQuoted(fields[index + 1], to: &out)
         }
         return out + "}"
-    }
-
-    private static func validate(_ draft: Draft) throws(StreamError) {
-        guard !draft.eventType.isEmpty, draft.eventType.utf8.count <= 256 else {
-            throw StreamError(.invalidEventType, "event type must be 1-256 bytes")
-        }
-        guard draft.payload.utf8.count < StreamProducer.maxPayloadBytes else {
-            throw StreamError(.payloadTooLarge, "payload is \(draft.payload.utf8.count) bytes; the limit is under \(StreamProducer.maxPayloadBytes) bytes (1 MB)")
-        }
-        // `id` and `stream` are members of the channel message too.
-        for (name, _) in draft.routing where name.isEmpty || StreamEvent.isEnvelopeField(name) || name == "id" || name == "stream" {
-            throw StreamError(.invalidField, "routing field '\(name)' is empty or reserved by the envelope")
-        }
     }
 
     /// A number as Lua's `tonumber` and JSON both read it.

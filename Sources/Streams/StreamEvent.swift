@@ -62,6 +62,30 @@ public struct StreamEvent: Sendable, Hashable {
         self.routing = routing
     }
 
+    /// The checks every append makes before it reaches Redis.
+    /// - Parameter reservedRouting: further names routing fields may not take.
+    static func validate(
+        eventType: String, payload: String, routing: [(String, String)], idempotencyKey: String?, reservedRouting: Set<String> = []
+    ) throws(StreamError) {
+        guard let first = eventType.utf8.first, first > 0x20 && first < 0x7F || eventType.unicodeScalars.contains(where: { !$0.properties.isWhitespace }) else {
+            throw StreamError(.invalidEventType, "event type is required and cannot be empty")
+        }
+        guard eventType.utf8.count <= 256 else {
+            throw StreamError(.invalidEventType, "event type is longer than 256 bytes")
+        }
+        guard payload.utf8.count < StreamProducer.maxPayloadBytes else {
+            throw StreamError(.payloadTooLarge, "payload is \(payload.utf8.count) bytes; the limit is under \(StreamProducer.maxPayloadBytes) bytes (1 MB)")
+        }
+        if let idempotencyKey {
+            guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 256 else {
+                throw StreamError(.invalidField, "idempotency key must be 1-256 bytes")
+            }
+        }
+        for (name, _) in routing where name.isEmpty || isEnvelopeField(name) || reservedRouting.contains(name) {
+            throw StreamError(.invalidField, "routing field '\(name)' is empty or reserved by the envelope")
+        }
+    }
+
     /// The routing field's value, if the entry has it.
     public func routingValue(_ name: String) -> String? {
         routing.first { $0.name == name }?.value

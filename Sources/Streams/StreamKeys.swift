@@ -50,7 +50,9 @@ public struct StreamKeys: Sendable, Hashable {
     /// SCAN pattern matching every stream key of every tenant.
     public static let allStreamsPattern = "tenant:{*}:stream:*"
 
-    static func isIdentifier(_ text: String, maxLength: Int) -> Bool {
+    /// 1-`maxLength` letters, digits, `-` or `_`: the grammar of tenants, stream names and the
+    /// API's ids, safe in keys, paths and live paths alike.
+    public static func isIdentifier(_ text: String, maxLength: Int) -> Bool {
         !text.isEmpty && text.utf8.count <= maxLength && text.utf8.allSatisfy { byte in
             (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F
         }

@@ -167,7 +167,7 @@ public final class StreamProducer: Sendable {
         // One producer time for the batch: its events are produced together.
         let timestamp = Timestamp.now()
         for event in events {
-            try validate(eventType: event.eventType, payload: event.payload, routing: event.routing, idempotencyKey: nil)
+            try StreamEvent.validate(eventType: event.eventType, payload: event.payload, routing: event.routing, idempotencyKey: nil)
             encodeXADD(into: &buffer, eventType: event.eventType, payload: event.payload, metadata: "{}", routing: event.routing, timestamp: timestamp)
         }
         let trimDue = noteAppends(events.count)
@@ -221,7 +221,7 @@ public final class StreamProducer: Sendable {
         idempotencyKey: String?,
         forceScript: Bool? = nil
     ) throws(StreamError) -> Command {
-        try validate(eventType: eventType, payload: payload, routing: routing, idempotencyKey: idempotencyKey)
+        try StreamEvent.validate(eventType: eventType, payload: payload, routing: routing, idempotencyKey: idempotencyKey)
         if idempotencyKey == nil && !(forceScript ?? configuration.broadcast) {
             var buffer = CommandBuffer()
             encodeXADD(into: &buffer, eventType: eventType, payload: payload, metadata: JSONText.object(metadata), routing: routing, timestamp: Timestamp.now())
@@ -237,28 +237,6 @@ public final class StreamProducer: Sendable {
         let ttl = configuration.idempotencyTTL.milliseconds
         let scriptArguments = [String(ttl), configuration.broadcast ? keys.channel(stream) : "", stream] + event.fields
         return .script(keys: scriptKeys, arguments: scriptArguments)
-    }
-
-    private func validate(eventType: String, payload: String, routing: [(String, String)], idempotencyKey: String?) throws(StreamError) {
-        guard let first = eventType.utf8.first, first > 0x20 && first < 0x7F || eventType.unicodeScalars.contains(where: { !$0.properties.isWhitespace }) else {
-            throw StreamError(.invalidEventType, "event type is required and cannot be empty")
-        }
-        guard eventType.utf8.count <= 256 else {
-            throw StreamError(.invalidEventType, "event type is longer than 256 bytes")
-        }
-        guard payload.utf8.count < Self.maxPayloadBytes else {
-            throw StreamError(.payloadTooLarge, "payload is \(payload.utf8.count) bytes; the limit is under \(Self.maxPayloadBytes) bytes (1 MB)")
-        }
-        if let idempotencyKey {
-            guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 256 else {
-                throw StreamError(.invalidField, "idempotency key must be 1-256 bytes")
-            }
-        }
-        for (name, _) in routing {
-            guard !name.isEmpty, !StreamEvent.isEnvelopeField(name) else {
-                throw StreamError(.invalidField, "routing field '\(name)' is empty or reserved by the envelope")
-            }
-        }
     }
 
     /// Encodes `XADD key * <envelope> <routing>` straight into `buffer`, the field order of

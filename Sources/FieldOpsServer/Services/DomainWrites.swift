@@ -232,7 +232,7 @@ enum Identifiers {
 
     /// Ids are 1-64 letters, digits, `-` or `_`: safe in paths, keys and live paths alike.
     static func validate(_ id: String, field: String) throws {
-        guard !id.isEmpty, id.utf8.count <= 64, id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F }) else {
+        guard StreamKeys.isIdentifier(id, maxLength: 64) else {
             throw APIError.invalid(field, "must be 1-64 letters, digits, '-' or '_'")
         }
     }
