@@ -3,6 +3,7 @@ import Hummingbird
 import Prometheus
 import Redis
 import Streams
+import Synchronization
 
 /// What `/metrics` reports, in the Prometheus text format: requests and latencies by route,
 /// and, read from Redis at scrape time, stream lengths, consumer-group lag and pending
@@ -16,13 +17,27 @@ public final class ServerMetrics: Sendable {
 
     public init() {}
 
+    /// The metrics of each method, route and status, made once: every request records here.
+    private let requestMetrics = Mutex<[String: (count: Counter, duration: DurationHistogram)]>([:])
+
     func recordRequest(method: String, route: String, status: Int, duration: Duration) {
-        let labels = [("method", method), ("route", route), ("status", String(status))]
-        registry.makeCounter(name: "fieldops_http_requests_total", labels: labels, help: "HTTP requests answered").increment()
-        registry.makeDurationHistogram(
-            name: "fieldops_http_request_duration_seconds", labels: [("method", method), ("route", route)], buckets: Self.buckets,
-            help: "Time to answer HTTP requests"
-        ).recordNanoseconds(duration.nanoseconds)
+        let key = method + " " + route + " " + String(status)
+        let metrics = requestMetrics.withLock { cache in
+            if let known = cache[key] { return known }
+            let made = (
+                count: registry.makeCounter(
+                    name: "fieldops_http_requests_total", labels: [("method", method), ("route", route), ("status", String(status))], help: "HTTP requests answered"
+                ),
+                duration: registry.makeDurationHistogram(
+                    name: "fieldops_http_request_duration_seconds", labels: [("method", method), ("route", route)], buckets: Self.buckets,
+                    help: "Time to answer HTTP requests"
+                )
+            )
+            cache[key] = made
+            return made
+        }
+        metrics.count.increment()
+        metrics.duration.recordNanoseconds(duration.nanoseconds)
     }
 
     /// Refreshes the stream gauges from Redis and renders everything.
