@@ -55,7 +55,7 @@ struct StreamController {
     @Sendable func list(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
         let caller = try requireCaller(context)
         let keys = try StreamKeys(tenant: caller.tenant)
-        let figures = try await redis { connection in
+        let figures = try await writes.writer.call { connection in
             try ServerMetrics.streamFigures(connection).filter { $0.tenant == keys.tenant }.map { figure -> JSONValue in
                 let last = try connection.command("XREVRANGE", keys.stream(figure.stream), "+", "-", "COUNT", "1").unwrapped().array?.first?.array?.first?.string
                 return [
@@ -76,7 +76,7 @@ struct StreamController {
             do { try StreamName.validateID(id) } catch { throw APIError.invalid(name, error.message) }
         }
         let count = try request.intParameter("count", default: 100, range: 1...Self.maxCount)
-        let records = try await redis { try $0.rangeEntries(["XRANGE", key, from, to, "COUNT", String(count)]) }
+        let records = try await writes.writer.call { try $0.rangeEntries(["XRANGE", key, from, to, "COUNT", String(count)]) }
         let rendered = Self.render(records, stream: stream, tenant: caller.tenant)
         let next: JSONValue = records.count == count ? records.last.map { .string(Self.after($0.id)) } ?? .null : .null
         return Response.json(["entries": .array(rendered), "nextFrom": next])
@@ -91,7 +91,7 @@ struct StreamController {
         guard start == "$" || start == "0" || (try? StreamName.validateID(start)) != nil else {
             throw APIError.invalid("start", "must be $ (new entries), 0 (all history) or a stream id")
         }
-        let reply = try await redis { try $0.send(["XGROUP", "CREATE", key, body.group, start, "MKSTREAM"]) }
+        let reply = try await writes.writer.call { try $0.send(["XGROUP", "CREATE", key, body.group, start, "MKSTREAM"]) }
         if case .error(let message) = reply {
             if message.hasPrefix("BUSYGROUP") { throw APIError(.conflict, code: "group_exists", message: "group \(body.group) already exists") }
             throw APIError(.badRequest, code: "invalid_group", message: message)
@@ -135,7 +135,7 @@ struct StreamController {
         for id in body.ids {
             do { try StreamName.validateID(id) } catch { throw APIError.invalid("ids", error.message) }
         }
-        let acknowledged = try await redis { try $0.send(["XACK", key, group] + body.ids).unwrapped().int ?? 0 }
+        let acknowledged = try await writes.writer.call { try $0.send(["XACK", key, group] + body.ids).unwrapped().int ?? 0 }
         return Response.json(["acknowledged": .number(Double(acknowledged))])
     }
 
@@ -162,13 +162,6 @@ struct StreamController {
         if Self.isReserved(group) { throw APIError.forbidden("group \(group) belongs to FieldOps itself; use a group of your own") }
     }
 
-    private func redis<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async throws -> T {
-        do {
-            return try await writes.writer.withConnection(body)
-        } catch {
-            throw DomainWrites.apiError(error)
-        }
-    }
 
     /// Entries as JSON: envelope fields by name, the payload parsed, routing fields as an object.
     static func render(_ records: [StreamRecord], stream: String, tenant: String) -> [JSONValue] {

@@ -32,7 +32,7 @@ struct DeviceRegistry: Sendable {
     func claim(_ entry: Entry) async throws -> Bool {
         let text = JSONCoding.text(entry)
         let ownTracks = entry.user.flatMap { user in entry.device.map { Self.ownTracksKey(user: user, device: $0) } }
-        return try await run { connection in
+        return try await writer.call { connection in
             guard try connection.command("SET", Self.deviceKey(entry.deviceId), text, "NX").unwrapped().string == "OK" else { return false }
             if let ownTracks, try connection.command("SET", ownTracks, entry.deviceId, "NX").unwrapped().string != "OK" {
                 _ = try connection.command("DEL", Self.deviceKey(entry.deviceId))
@@ -45,34 +45,27 @@ struct DeviceRegistry: Sendable {
     /// Gives the id back, after a registration whose event could not be written.
     func release(_ entry: Entry) async {
         let ownTracks = entry.user.flatMap { user in entry.device.map { Self.ownTracksKey(user: user, device: $0) } }
-        _ = try? await run { connection in
+        _ = try? await writer.call { connection in
             _ = try connection.command("DEL", Self.deviceKey(entry.deviceId))
             if let ownTracks { _ = try connection.command("DEL", ownTracks) }
         }
     }
 
     func entry(deviceID: String) async throws -> Entry? {
-        let text = try await run { try $0.command("GET", Self.deviceKey(deviceID)).unwrapped().string }
+        let text = try await writer.call { try $0.command("GET", Self.deviceKey(deviceID)).unwrapped().string }
         return text.flatMap { try? JSONDecoder().decode(Entry.self, from: Data($0.utf8)) }
     }
 
     func entry(ownTracksUser user: String, device: String) async throws -> Entry? {
-        guard let id = try await run({ try $0.command("GET", Self.ownTracksKey(user: user, device: device)).unwrapped().string }) else { return nil }
+        guard let id = try await writer.call({ try $0.command("GET", Self.ownTracksKey(user: user, device: device)).unwrapped().string }) else { return nil }
         return try await entry(deviceID: id)
     }
 
     func save(_ entry: Entry) async throws {
         let text = JSONCoding.text(entry)
-        _ = try await run { try $0.command("SET", Self.deviceKey(entry.deviceId), text) }
+        _ = try await writer.call { try $0.command("SET", Self.deviceKey(entry.deviceId), text) }
     }
 
-    private func run<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async throws -> T {
-        do {
-            return try await writer.withConnection(body)
-        } catch {
-            throw DomainWrites.apiError(error)
-        }
-    }
 
     // MARK: - Secrets
 

@@ -3,6 +3,7 @@ import Domain
 import Foundation
 import Hummingbird
 import Projections
+import Redis
 import Streams
 
 /// What every domain controller shares: the write path (one script per write), the documents
@@ -139,12 +140,7 @@ struct DomainWrites: Sendable {
     func current(tenant: String, collection: String, id: String, stream: String) async throws -> Document? {
         if let document = try await get(tenant: tenant, collection: collection, id: id) { return document }
         let key = try StreamKeys(tenant: tenant).stream(stream)
-        let head: String?
-        do {
-            head = try await writer.withConnection { try $0.command("XREVRANGE", key, "+", "-", "COUNT", "1").unwrapped().array?.first?.array?.first?.string }
-        } catch {
-            throw Self.apiError(error)
-        }
+        let head = try await writer.call { try $0.command("XREVRANGE", key, "+", "-", "COUNT", "1").unwrapped().array?.first?.array?.first?.string }
         guard let head else { return nil }
         // Returns at once when the head is applied already (perhaps just after the read above).
         _ = await projector.waitUntilApplied(tenant: tenant, stream: stream, id: head, timeout: waitTimeout)
@@ -205,6 +201,18 @@ struct DomainWrites: Sendable {
             }
         default:
             return error
+        }
+    }
+}
+
+extension EventWriter {
+    /// Runs `body` on a pooled connection for the API: an unreachable Redis is a 503, a caller's
+    /// mistake a 4xx (see `DomainWrites.apiError`).
+    func call<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async throws -> T {
+        do {
+            return try await withConnection(body)
+        } catch {
+            throw DomainWrites.apiError(error)
         }
     }
 }

@@ -48,7 +48,7 @@ struct WebhookRegistry: Sendable {
     func add(_ webhook: Webhook, tenant: String) async throws {
         let text = JSONCoding.text(webhook)
         let keys = try StreamKeys(tenant: tenant)
-        try await run { connection in
+        try await writer.call { connection in
             for stream in Self.streams {
                 let reply = try connection.send(["XGROUP", "CREATE", keys.stream(stream), Self.group, "$", "MKSTREAM"])
                 if case .error(let message) = reply, !message.hasPrefix("BUSYGROUP") { throw StreamError(.redis, message) }
@@ -59,36 +59,29 @@ struct WebhookRegistry: Sendable {
     }
 
     func list(tenant: String) async throws -> [Webhook] {
-        let values = try await run { try $0.send(["HVALS", Self.key(tenant)]).unwrapped().array?.compactMap(\.string) ?? [] }
+        let values = try await writer.call { try $0.send(["HVALS", Self.key(tenant)]).unwrapped().array?.compactMap(\.string) ?? [] }
         return values.compactMap { try? JSONDecoder().decode(Webhook.self, from: Data($0.utf8)) }.sorted { $0.createdAt < $1.createdAt }
     }
 
     /// - Returns: false when there was no such webhook.
     func remove(_ webhookID: String, tenant: String) async throws -> Bool {
-        try await run { try $0.send(["HDEL", Self.key(tenant), webhookID]).unwrapped().int == 1 }
+        try await writer.call { try $0.send(["HDEL", Self.key(tenant), webhookID]).unwrapped().int == 1 }
     }
 
     func tenants() async throws -> [String] {
-        try await run { try $0.send(["SMEMBERS", Self.tenantsKey]).unwrapped().array?.compactMap(\.string) ?? [] }
+        try await writer.call { try $0.send(["SMEMBERS", Self.tenantsKey]).unwrapped().array?.compactMap(\.string) ?? [] }
     }
 
     /// Whether this webhook already received this entry (a retry of the entry for another
     /// webhook must not deliver it twice here).
     func wasDelivered(_ webhook: Webhook, entryID: String, tenant: String) async throws -> Bool {
-        try await run { try $0.send(["EXISTS", Self.deliveredKey(tenant, webhookID: webhook.webhookId, entryID: entryID)]).unwrapped().int == 1 }
+        try await writer.call { try $0.send(["EXISTS", Self.deliveredKey(tenant, webhookID: webhook.webhookId, entryID: entryID)]).unwrapped().int == 1 }
     }
 
     func markDelivered(_ webhook: Webhook, entryID: String, tenant: String) async throws {
-        _ = try await run { try $0.send(["SET", Self.deliveredKey(tenant, webhookID: webhook.webhookId, entryID: entryID), "1", "EX", "86400"]).unwrapped() }
+        _ = try await writer.call { try $0.send(["SET", Self.deliveredKey(tenant, webhookID: webhook.webhookId, entryID: entryID), "1", "EX", "86400"]).unwrapped() }
     }
 
-    private func run<T: Sendable>(_ body: @escaping @Sendable (RedisConnection) throws -> T) async throws -> T {
-        do {
-            return try await writer.withConnection(body)
-        } catch {
-            throw DomainWrites.apiError(error)
-        }
-    }
 
     // MARK: - Signatures
 
