@@ -52,6 +52,11 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // The live key tree (Realtime Database's role): paths, values, server values, changes.
+        .target(
+            name: "LiveTree",
+            dependencies: ["Redis", "Streams", "DocumentStore"]
+        ),
         // Domain vocabulary: event types, their payloads, the task state machine. No storage.
         .target(name: "Domain"),
         // Projections of the streams into the document store: appliers and the projector.
@@ -74,6 +79,7 @@ let package = Package(
                 "DocumentStore",
                 "Projections",
                 "Domain",
+                "LiveTree",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -106,6 +112,7 @@ let package = Package(
         .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
         .testTarget(name: "DocumentStoreTests", dependencies: ["DocumentStore"]),
         .testTarget(name: "DomainTests", dependencies: ["Domain"]),
+        .testTarget(name: "LiveTreeTests", dependencies: ["LiveTree", "Streams", "Redis", "DocumentStore"]),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Domain", "DocumentStore", "Streams", "Redis"]),
         .testTarget(
             name: "FieldOpsServerTests",

@@ -52,6 +52,12 @@ public final class EventWriter: Sendable {
         case setIfNewer(path: String, json: String, recordedAt: Int64)
         /// Removes the path.
         case delete(path: String)
+
+        public var path: String {
+            switch self {
+            case .set(let path, _), .increment(let path, _), .setIfNewer(let path, _, _), .delete(let path): path
+            }
+        }
     }
 
     /// One event to append: the envelope fields the caller chooses.
@@ -206,6 +212,7 @@ public final class EventWriter: Sendable {
             String(configuration.idempotencyTTL.milliseconds),
             configuration.broadcast ? keys.channel(append.stream) : "",
             append.stream,
+            keys.liveChanges,
             String(append.conditions.count),
         ]
         for condition in append.conditions {
@@ -225,6 +232,10 @@ public final class EventWriter: Sendable {
             case .setIfNewer(let path, let json, let recordedAt): arguments += ["newer", path, json, String(recordedAt)]
             case .delete(let path): arguments += ["del", path, "", ""]
             }
+            // The path as a JSON string, for the published change.
+            var quoted = ""
+            JSONText.appendQuoted(write.path, to: &quoted)
+            arguments.append(quoted)
         }
         arguments.append(String(append.events.count))
         let timestamp = Timestamp.now()

@@ -29,10 +29,11 @@ enum Scripts {
     /// writes and publishes, all or nothing.
     ///
     /// KEYS[1] stream, KEYS[2] live hash, KEYS[3] live path index, KEYS[4] idempotency key (optional).
-    /// ARGV[1] idempotency TTL ms, ARGV[2] channel ('' for none), ARGV[3] stream name, then
-    /// a count and that many conditions (kind, path, argument), a count and that many live
-    /// writes (kind, path, value, extra), a count and that many events (field count, fields…,
-    /// then the channel message's JSON after its `"id"` member).
+    /// ARGV[1] idempotency TTL ms, ARGV[2] channel ('' for none), ARGV[3] stream name, ARGV[4]
+    /// live changes channel, then a count and that many conditions (kind, path, argument), a
+    /// count and that many live writes (kind, path, value, extra, path as a JSON string), a
+    /// count and that many events (field count, fields…, then the channel message's JSON after
+    /// its `"id"` member). The live writes are published as one `LiveChange` message of puts.
     /// Returns `{'ok', id…}`, `{'repeat', first id, last id}` or `{'refused', condition number, current value or ''}`.
     static let appendEvents = RedisScript(#"""
     local idem = KEYS[4]
@@ -44,7 +45,7 @@ enum Scripts {
       end
     end
     local live, paths = KEYS[2], KEYS[3]
-    local i = 4
+    local i = 5
     local conditions = tonumber(ARGV[i]); i = i + 1
     for c = 1, conditions do
       local kind, path, arg = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
@@ -64,11 +65,13 @@ enum Scripts {
       if not ok then return {'refused', c, current or ''} end
     end
     local writes = tonumber(ARGV[i]); i = i + 1
+    local changes = {}
     for w = 1, writes do
-      local kind, path, value, extra = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]; i = i + 4
+      local kind, path, value, extra, quoted = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]; i = i + 5
       if kind == 'del' then
         redis.call('HDEL', live, path)
         redis.call('ZREM', paths, path)
+        changes[#changes + 1] = '{"op":"put","path":' .. quoted .. ',"data":null}'
       else
         local write = true
         if kind == 'newer' then
@@ -79,13 +82,15 @@ enum Scripts {
           end
         end
         if kind == 'incr' then
-          redis.call('HINCRBYFLOAT', live, path, value)
+          value = redis.call('HINCRBYFLOAT', live, path, value)
         elseif write then
           redis.call('HSET', live, path, value)
         end
         redis.call('ZADD', paths, 0, path)
+        if write then changes[#changes + 1] = '{"op":"put","path":' .. quoted .. ',"data":' .. value .. '}' end
       end
     end
+    if #changes > 0 then redis.call('PUBLISH', ARGV[4], '{"changes":[' .. table.concat(changes, ',') .. ']}') end
     local count = tonumber(ARGV[i]); i = i + 1
     local reply = {'ok'}
     for e = 1, count do

@@ -56,7 +56,7 @@ extension StreamError: CustomStringConvertible {
 
 extension StreamError {
     /// Maps any error from a Redis call to a `StreamError`.
-    static func wrapping(_ error: any Error) -> StreamError {
+    public static func wrapping(_ error: any Error) -> StreamError {
         switch error {
         case let error as StreamError: return error
         case let error as RedisError: return StreamError(error)

@@ -33,6 +33,9 @@ public struct StreamKeys: Sendable, Hashable {
     public var live: String { prefix + "live" }
     /// `tenant:{T}:live:paths`: the live paths in lexicographic order, for subtree reads.
     public var livePaths: String { prefix + "live:paths" }
+    /// `tenant:{T}:channel:live:changes`: every change of the live tree (not a stream name:
+    /// those hold no `:` but in `chat:ROOM`).
+    public var liveChanges: String { prefix + "channel:live:changes" }
     /// The stream of entries that exhausted their retries.
     public var deadLetters: String { stream(StreamName.deadLetters) }
     /// SCAN pattern matching every stream key of the tenant.

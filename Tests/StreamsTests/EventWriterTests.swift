@@ -114,6 +114,37 @@ final class EventWriterTests: Sendable {
         #expect(try await live(path) == #"{"lat":1,"lon":2,"recordedAt":3000}"#)
     }
 
+    @Test func publishesTheLiveChangesItMade() async throws {
+        let subscriber = RedisSubscriber(configuration: context.server.configuration)
+        defer { subscriber.close() }
+        await subscriber.subscribe([try StreamKeys(tenant: "acme").liveChanges])
+        var messages = subscriber.events.makeAsyncIterator()
+        _ = try await writer.append(.init(tenant: "acme", stream: "resourceUpdates", events: [draft("resource.created")], liveWrites: [
+            .set(path: "/resources/r1/quantity", json: "10"), .increment(path: "/resources/r1/quantity", by: -2.5), .delete(path: "/resources/r1/old"),
+        ]))
+        // An older fix changes nothing, so it publishes nothing: after 5 comes 6, not 4.
+        for recordedAt in [5, 4, 6] {
+            _ = try await writer.append(.init(tenant: "acme", stream: "locationUpdates", events: [draft("location.reported")], liveWrites: [
+                .setIfNewer(path: "/workers/w1/location", json: #"{"recordedAt":\#(recordedAt)}"#, recordedAt: Int64(recordedAt)),
+            ]))
+        }
+        func changes() async throws -> [[String: Any]] {
+            guard case .message(_, let payload) = await messages.next() else { throw CancellationError() }
+            let body = try #require(try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any])
+            return try #require(body["changes"] as? [[String: Any]])
+        }
+        let first = try await changes()
+        #expect(first.map { $0["path"] as? String } == ["/resources/r1/quantity", "/resources/r1/quantity", "/resources/r1/old"])
+        #expect(first.map { $0["op"] as? String } == ["put", "put", "put"])
+        #expect((first[0]["data"] as? NSNumber)?.doubleValue == 10)
+        #expect((first[1]["data"] as? NSNumber)?.doubleValue == 7.5)
+        #expect(first[2]["data"] is NSNull)
+        let second = try await changes()
+        #expect((second[0]["data"] as? [String: Any])?["recordedAt"] as? Int == 5)
+        let third = try await changes()
+        #expect((third[0]["data"] as? [String: Any])?["recordedAt"] as? Int == 6)
+    }
+
     @Test func publishesEachEntryWithItsID() async throws {
         let subscriber = RedisSubscriber(configuration: context.server.configuration)
         defer { subscriber.close() }
