@@ -3,7 +3,7 @@
 
     check-contract.py RESPONSES.jsonl ENTRIES.jsonl
 
-RESPONSES lines: {"method": "post", "path": "/v1/tasks/{taskId}/assign", "status": 200, "body": ...}
+RESPONSES lines: {"method": "post", "path": "/v1/tasks/{taskId}/assign", "status": 200, "body": ..., "empty": false}
 ENTRIES lines:   {"stream": "taskAssignments", "fields": [["event_type", "task.created"], ...]}
 
 Every response must be documented in schemas/openapi.yaml (path, method, status or default) and
@@ -60,7 +60,7 @@ for line in pathlib.Path(sys.argv[1]).read_text().splitlines():
     if status.startswith("2"):
         exercised.add((path, method))
     content = response.get("content", {})
-    if sample.get("body") is None:
+    if sample.get("empty", sample.get("body") is None):
         if "application/json" in content:
             problems.append(f"{where}: documented as JSON but the body is empty")
         continue

@@ -93,5 +93,6 @@ struct ServeCommand: AsyncParsableCommand {
         logger.notice("FieldOps listening on \(base)")
         logger.notice("get a token: TOKEN=$(fieldops token create --tenant demo --sub me --role dispatcher --storage \(configuration.storage.path)); curl -H \"Authorization: Bearer $TOKEN\" \(base)/v1/me")
         try await app.runService()
+        dependencies.close()
     }
 }

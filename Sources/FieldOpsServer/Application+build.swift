@@ -1,6 +1,7 @@
 import DocumentStore
 import Foundation
 import Hummingbird
+import LiveTree
 import Logging
 import Projections
 import Redis
@@ -18,6 +19,10 @@ public struct ServerDependencies: Sendable {
     /// The write path of every domain route.
     public let writer: EventWriter
     public let metrics: ServerMetrics
+    /// The live key tree (`/v1/live`).
+    public let tree: LiveTree
+    /// The node's pub/sub subscription, shared by every event stream and realtime socket.
+    let hub: RealtimeHub
     let rateLimiter: TenantRateLimiter
 
     public init(redisURL: String, store: DocumentStore, projector: Projector, authority: TokenAuthority, configuration: ServerConfiguration) throws {
@@ -30,6 +35,14 @@ public struct ServerDependencies: Sendable {
         self.configuration = configuration
         self.metrics = ServerMetrics()
         self.rateLimiter = TenantRateLimiter(limit: configuration.rateLimit)
+        self.tree = try LiveTree(redisURL: redisURL)
+        self.hub = try RealtimeHub(redisURL: redisURL)
+    }
+
+    /// Closes the connections of the live tree and the hub.
+    public func close() {
+        hub.close()
+        tree.close()
     }
 
     var writes: DomainWrites {
@@ -74,6 +87,11 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     CollectionController(writes: writes).addRoutes(to: api)
     StreamController(writes: writes).addRoutes(to: api)
     WebhookController(registry: WebhookRegistry(writer: dependencies.writer)).addRoutes(to: api)
+    let access = LiveAccess(tree: dependencies.tree)
+    LiveController(
+        tree: dependencies.tree, access: access,
+        events: LiveEventStream(tree: dependencies.tree, access: access, hub: dependencies.hub, keepAlive: dependencies.configuration.keepAlive)
+    ).addRoutes(to: api)
     return router
 }
 

@@ -100,8 +100,13 @@ public final class TokenAuthority: Sendable {
     /// The caller a token names.
     /// - Throws: `APIError` 401 `invalid_token` saying why (expired, wrong audience, bad signature…).
     public func verify(_ token: String) async throws(APIError) -> Identity {
+        try await verifyWithExpiry(token).identity
+    }
+
+    /// The caller a token names and when the token expires (long-lived streams end then).
+    func verifyWithExpiry(_ token: String) async throws(APIError) -> (identity: Identity, expires: Date) {
         let now = Date()
-        if let hit = verified.withLock({ $0[token] }), hit.expires > now { return hit.identity }
+        if let hit = verified.withLock({ $0[token] }), hit.expires > now { return hit }
         do {
             let claims = try await keys.verify(token, as: AccessClaims.self)
             let identity = Identity(tenant: claims.tenant, subject: claims.sub.value, role: claims.role)
@@ -109,7 +114,7 @@ public final class TokenAuthority: Sendable {
                 if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
                 cache[token] = (identity, claims.exp.value)
             }
-            return identity
+            return (identity, claims.exp.value)
         } catch let error as JWTError {
             throw APIError(.unauthorized, code: "invalid_token", message: "the bearer token was refused: \(Self.reason(error))")
         } catch {
@@ -136,6 +141,8 @@ public final class TokenAuthority: Sendable {
 public struct FieldOpsRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var identity: Identity?
+    /// When the caller's token expires.
+    public var identityExpires: Date?
 
     public init(source: Source) {
         coreContext = .init(source: source)
@@ -150,17 +157,29 @@ public struct FieldOpsRequestContext: RequestContext {
 }
 
 /// Verifies `Authorization: Bearer <token>` and puts the caller in the context.
+///
+/// Browsers' `EventSource` and `WebSocket` cannot send headers, so an event-stream request or a
+/// WebSocket upgrade may carry the token as `?auth=TOKEN` instead (Firebase's REST form).
 struct BearerAuthentication: RouterMiddleware {
     typealias Context = FieldOpsRequestContext
     let authority: TokenAuthority
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+        let token: String
+        if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
+            token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        } else if Self.isLongLived(request), let query = request.uri.queryParameters.get("auth"), !query.isEmpty {
+            token = query
+        } else {
             throw APIError(.unauthorized, code: "missing_token", message: "send Authorization: Bearer <token>; mint one with `fieldops token create`")
         }
-        let token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
         var context = context
-        context.identity = try await authority.verify(token)
+        (context.identity, context.identityExpires) = try await authority.verifyWithExpiry(token)
         return try await next(request, context)
+    }
+
+    /// An event stream or a WebSocket upgrade.
+    static func isLongLived(_ request: Request) -> Bool {
+        request.method == .get && (request.headers[.accept]?.contains("text/event-stream") == true || request.headers[.upgrade]?.lowercased() == "websocket")
     }
 }

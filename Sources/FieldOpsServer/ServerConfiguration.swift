@@ -17,6 +17,9 @@ public struct ServerConfiguration: Sendable {
     public var writeWaitTimeout: Duration
     /// Requests per second per tenant on this node (429 beyond).
     public var rateLimit: RateLimit
+    /// How often an idle event stream or realtime socket hears from the server (keep-alives,
+    /// access and token-expiry checks).
+    public var keepAlive: Duration
 
     public init(
         host: String = "127.0.0.1",
@@ -26,7 +29,8 @@ public struct ServerConfiguration: Sendable {
         nodeName: String = ProcessInfo.processInfo.hostName,
         maxProjectionLag: Duration = .seconds(30),
         writeWaitTimeout: Duration = .seconds(5),
-        rateLimit: RateLimit = RateLimit(requestsPerSecond: 5_000, burst: 10_000)
+        rateLimit: RateLimit = RateLimit(requestsPerSecond: 5_000, burst: 10_000),
+        keepAlive: Duration = .seconds(15)
     ) {
         self.host = host
         self.port = port
@@ -36,6 +40,7 @@ public struct ServerConfiguration: Sendable {
         self.maxProjectionLag = maxProjectionLag
         self.writeWaitTimeout = writeWaitTimeout
         self.rateLimit = rateLimit
+        self.keepAlive = keepAlive
     }
 
     public var databasePath: String { storage.appendingPathComponent("fieldops.sqlite").path }

@@ -32,8 +32,15 @@ public final class RedisSubscriber: Sendable {
         var confirmations: [String: [ConfirmationGroup]] = [:]
     }
 
-    public init(configuration: RedisConfiguration) {
+    /// Events go to `handler`, called on the subscriber's own thread, when one is given
+    /// (`events` then stays empty); otherwise to `events`.
+    private let handler: (@Sendable (RedisSubscriberEvent) -> Void)?
+
+    /// - Parameter handler: receives every event on the subscriber's thread, in order; it
+    ///   must return quickly (hand the work on), since it holds up the next message.
+    public init(configuration: RedisConfiguration, handler: (@Sendable (RedisSubscriberEvent) -> Void)? = nil) {
         self.configuration = configuration
+        self.handler = handler
         (events, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(100_000))
         let thread = Thread { [self] in runLoop() }
         thread.name = "fieldops.redis.subscriber"
@@ -118,7 +125,7 @@ public final class RedisSubscriber: Sendable {
                     }
                     if !channels.isEmpty { try connection.write(["SUBSCRIBE"] + channels.sorted()) }
                     if !patterns.isEmpty { try connection.write(["PSUBSCRIBE"] + patterns.sorted()) }
-                    if hadConnection { continuation.yield(.reconnected) }
+                    if hadConnection { emit(.reconnected) }
                     hadConnection = true
                     delay = .milliseconds(50)
                 } catch {
@@ -139,13 +146,17 @@ public final class RedisSubscriber: Sendable {
         continuation.finish()
     }
 
+    private func emit(_ event: RedisSubscriberEvent) {
+        if let handler { handler(event) } else { continuation.yield(event) }
+    }
+
     private func handle(_ value: RedisValue) {
         guard let parts = value.array, let kind = parts.first?.string else { return }
         switch kind {
         case "message" where parts.count == 3:
-            continuation.yield(.message(channel: parts[1].string ?? "", payload: parts[2].bytes ?? []))
+            emit(.message(channel: parts[1].string ?? "", payload: parts[2].bytes ?? []))
         case "pmessage" where parts.count == 4:
-            continuation.yield(.patternMessage(pattern: parts[1].string ?? "", channel: parts[2].string ?? "", payload: parts[3].bytes ?? []))
+            emit(.patternMessage(pattern: parts[1].string ?? "", channel: parts[2].string ?? "", payload: parts[3].bytes ?? []))
         case "subscribe", "psubscribe":
             let key = (kind == "subscribe" ? "s:" : "p:") + (parts[1].string ?? "")
             let waiters = state.withLock { $0.confirmations.removeValue(forKey: key) } ?? []

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import DocumentStore
 import FieldOpsServer
 import Foundation
@@ -7,6 +8,7 @@ import HummingbirdTesting
 import NIOCore
 import Projections
 import Redis
+import Synchronization
 import Testing
 
 /// A private redis-server, an in-memory store and a running projector: the whole write and
@@ -16,7 +18,7 @@ final class APIFixture: Sendable {
     let dependencies: ServerDependencies
     let projecting: Task<Void, any Error>
 
-    init(rateLimit: RateLimit = .unlimited) async throws {
+    init(rateLimit: RateLimit = .unlimited, keepAlive: Duration = .seconds(15)) async throws {
         server = try RedisServerProcess()
         let store = try DocumentStore(path: ":memory:")
         let projector = try Projector(
@@ -26,7 +28,7 @@ final class APIFixture: Sendable {
         let authority = try await TokenAuthority(secret: ServerFixture.secret)
         dependencies = try ServerDependencies(
             redisURL: server.url, store: store, projector: projector, authority: authority,
-            configuration: ServerConfiguration(writeWaitTimeout: .seconds(5), rateLimit: rateLimit)
+            configuration: ServerConfiguration(writeWaitTimeout: .seconds(5), rateLimit: rateLimit, keepAlive: keepAlive)
         )
         projecting = Task { try await projector.run() }
     }
@@ -34,6 +36,7 @@ final class APIFixture: Sendable {
     deinit {
         dependencies.projector.stop()
         projecting.cancel()
+        dependencies.close()
         server.destroy()
     }
 
@@ -47,6 +50,91 @@ final class APIFixture: Sendable {
         try await app.test(.router) { client in
             try await body(APIClient(client: client))
         }
+    }
+
+    /// Runs `body` against the server listening on a loopback port, for streams and sockets.
+    func testLive(_ body: @escaping @Sendable (APIClient, Int) async throws -> Void) async throws {
+        let app = Application(router: buildRouter(dependencies), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            try await body(APIClient(client: client), try #require(client.port))
+        }
+    }
+}
+
+/// Polls `condition` every 20 ms for up to `timeout`; whether it came to hold.
+func eventually(timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return false
+}
+
+/// A Server-Sent Events client over a real connection: collects events as they arrive.
+final class EventStreamClient: Sendable {
+    struct Event: Sendable, Hashable {
+        var name: String
+        var data: String
+        var json: JSONValue? { try? JSONValue(jsonText: data) }
+    }
+
+    private final class Inbox: Sendable {
+        let state = Mutex<(events: [Event], comments: Int, status: Int?, ended: Bool)>(([], 0, nil, false))
+    }
+
+    private let inbox = Inbox()
+    private let reading: Task<Void, any Error>
+
+    /// Opens `GET path` with `Accept: text/event-stream` (and the token as a header, unless nil).
+    init(port: Int, path: String, token: String?) {
+        let inbox = self.inbox
+        reading = Task {
+            let state = inbox
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+            request.headers.add(name: "Accept", value: "text/event-stream")
+            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+            state.state.withLock { $0.status = Int(response.status.code) }
+            defer { state.state.withLock { $0.ended = true } }
+            var pending = ""
+            for try await buffer in response.body {
+                pending += String(buffer: buffer)
+                while let end = pending.range(of: "\n\n") {
+                    let block = String(pending[..<end.lowerBound])
+                    pending = String(pending[end.upperBound...])
+                    var event = Event(name: "message", data: "")
+                    var comment = false
+                    for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
+                        if line.hasPrefix(":") { comment = true }
+                        else if line.hasPrefix("event: ") { event.name = String(line.dropFirst(7)) }
+                        else if line.hasPrefix("data: ") { event.data += String(line.dropFirst(6)) }
+                    }
+                    state.state.withLock { state in
+                        if comment { state.comments += 1 } else { state.events.append(event) }
+                    }
+                }
+            }
+        }
+    }
+
+    deinit {
+        reading.cancel()
+    }
+
+    var events: [Event] { inbox.state.withLock { $0.events } }
+    var comments: Int { inbox.state.withLock { $0.comments } }
+    var status: Int? { inbox.state.withLock { $0.status } }
+    var ended: Bool { inbox.state.withLock { $0.ended } }
+
+    func close() {
+        reading.cancel()
+    }
+
+    /// Waits until an event satisfies `match`; the events so far when it does, `nil` on timeout.
+    func waitFor(timeout: Duration = .seconds(10), _ match: @escaping @Sendable (Event) -> Bool) async throws -> Event? {
+        guard try await eventually(timeout: timeout, { self.events.contains(where: match) }) else { return nil }
+        return events.first(where: match)
     }
 }
 
@@ -76,14 +164,14 @@ struct APIClient: Sendable {
         if let token { fields[.authorization] = "Bearer \(token)" }
         var body: ByteBuffer?
         if let json {
-            body = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: json))
+            body = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: json, options: .fragmentsAllowed))
             if fields[.contentType] == nil { fields[.contentType] = "application/json" }
         } else if let raw {
             body = ByteBuffer(string: raw)
         }
         return try await client.execute(uri: uri, method: method, headers: fields, body: body) { response in
             let data = Data(buffer: response.body)
-            let parsed = data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data)
+            let parsed = data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed)
             return APIReply(status: response.status, headers: response.headers, json: parsed)
         }
     }

@@ -32,7 +32,7 @@ final class ContractTests: Sendable {
         for (name, value) in values { path = path.replacingOccurrences(of: "{\(name)}", with: value) }
         let reply = try await api.call(method, path + query, token: token, json: json, raw: raw, headers: headers)
         if let expect { #expect(reply.status == expect, "\(method) \(path): \(reply.object)", sourceLocation: sourceLocation) }
-        let sample: [String: Any] = ["method": method.rawValue, "path": template, "status": reply.status.code, "body": reply.json ?? NSNull()]
+        let sample: [String: Any] = ["method": method.rawValue, "path": template, "status": reply.status.code, "body": reply.json ?? NSNull(), "empty": reply.json == nil]
         let line = String(decoding: try JSONSerialization.data(withJSONObject: sample, options: [.fragmentsAllowed]), as: UTF8.self)
         samples.withLock { $0.append(line) }
         return reply
@@ -47,7 +47,7 @@ final class ContractTests: Sendable {
             try await self.hit(api, .get, "/healthz", token: nil, expect: .ok)
             try await self.hit(api, .get, "/readyz", token: nil, expect: .ok)
             try await api.client.execute(uri: "/metrics", method: .get) { #expect($0.status == .ok) }
-            self.samples.withLock { $0.append(#"{"method":"GET","path":"/metrics","status":200,"body":null}"#) }
+            self.samples.withLock { $0.append(#"{"method":"GET","path":"/metrics","status":200,"body":null,"empty":true}"#) }
             try await self.hit(api, .get, "/v1/me", token: d, expect: .ok)
 
             // Workers and devices
@@ -144,6 +144,16 @@ final class ContractTests: Sendable {
             let hook = try await self.hit(api, .post, "/v1/webhooks", token: s, json: ["url": "http://127.0.0.1:9/hook", "eventTypes": ["task.assigned"]], expect: .created)
             try await self.hit(api, .get, "/v1/webhooks", token: s, expect: .ok)
             try await self.hit(api, .delete, "/v1/webhooks/{webhookId}", ["webhookId": hook.resource("webhook")["webhookId"] as? String ?? ""], token: s, expect: .noContent)
+
+            // The live key tree
+            let live = ["path": "presence/w-1"]
+            try await self.hit(api, .put, "/v1/live/{path}", live, token: w, json: ["online": true, "since": [".sv": "timestamp"]], expect: .ok)
+            try await self.hit(api, .patch, "/v1/live/{path}", ["path": "presence"], token: d, json: ["w-1/online": false], expect: .ok)
+            try await self.hit(api, .post, "/v1/live/{path}", ["path": "log"], token: d, json: ["text": "gate opened"], expect: .ok)
+            try await self.hit(api, .get, "/v1/live/{path}", ["path": "presence"], token: w, expect: .ok)
+            try await self.hit(api, .delete, "/v1/live/{path}", live, token: w, expect: .ok)
+            try await self.hit(api, .put, "/v1/live/{path}", ["path": "tasks/T-1/status"], token: d, json: "done", expect: .forbidden)
+            try await self.hit(api, .put, "/v1/live/{path}", ["path": "a/$b"], token: d, json: 1, expect: .badRequest)
 
             // Errors have one shape.
             try await self.hit(api, .post, "/v1/tasks", token: d, json: ["title": 5], expect: .badRequest)

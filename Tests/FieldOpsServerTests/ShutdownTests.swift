@@ -57,6 +57,9 @@ struct ShutdownTests {
         #expect(try await Self.send("POST", base + "/v1/workers?wait=true", token: token, json: #"{"workerId":"w-1","name":"Ana"}"#).0 == 201)
         #expect(try await Self.send("POST", base + "/v1/streams/workers/groups", token: token, json: #"{"group":"audit","start":"$"}"#).0 == 201)
 
+        // An event stream never ends by itself: the shutdown ends it rather than wait for it.
+        let stream = EventStreamClient(port: port, path: "/v1/live/presence", token: token)
+        #expect(try await stream.waitFor { $0.name == "put" } != nil)
         // A request that blocks for 1.5 s is in flight when the shutdown begins: it is answered.
         let inFlight = Task { try await Self.send("POST", base + "/v1/streams/workers/groups/audit/read", token: token, json: #"{"consumer":"a-1","blockMs":1500}"#) }
         try await Task.sleep(for: .milliseconds(300))
@@ -66,6 +69,7 @@ struct ShutdownTests {
         #expect(status == 200, "\(body)")
         try await running.value
         #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(try await eventually { stream.ended })
         // Nothing accepts connections any more, the embedded Redis is stopped…
         #expect((try? await Self.send("GET", base + "/healthz")) == nil)
         #expect(!supervisor.server.isRunning)

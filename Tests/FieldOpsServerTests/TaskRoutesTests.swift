@@ -66,7 +66,7 @@ final class TaskRoutesTests: Sendable {
         try await fixture.test { api in
             _ = try await api.call(.post, "/v1/workers", token: dispatcher, json: ["workerId": "w-1", "name": "Ana"])
             _ = try await api.call(.post, "/v1/tasks?wait=true", token: dispatcher, json: ["taskId": "t1", "title": "Check pump", "assigneeId": "w-1"])
-            let stored = try await self.eventually { () -> Bool in
+            let stored = try await eventually { () -> Bool in
                 let page = try await self.fixture.dependencies.store.query(tenant: "acme", .init("notifications"))
                 return page.documents.contains { $0.data["userId"] == "w-1" && $0.data["subject"] == "task:t1" }
             }
@@ -171,14 +171,5 @@ final class TaskRoutesTests: Sendable {
             #expect(back.status == .created, "\(back.object)")
             #expect(back.resource("task")["title"] as? String == "after")
         }
-    }
-
-    func eventually(_ condition: @Sendable () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return false
     }
 }

@@ -1,0 +1,153 @@
+import Redis
+import Synchronization
+
+/// What a realtime listener receives.
+enum HubEvent: Sendable {
+    /// A message published on one of the listener's channels.
+    case message(channel: String, payload: [UInt8])
+    /// The node's pub/sub connection was lost and is back: messages may be missing, so a
+    /// listener fills the gap from the streams (or reloads).
+    case gap
+    /// A timer of the listener's owner fired (keep-alives, access re-checks).
+    case tick
+}
+
+/// The node's one Redis pub/sub subscription (a pattern over every tenant's channels), shared
+/// by all local sockets: each message goes to the listeners of its channel.
+///
+/// Listeners have bounded queues (`HubListener`): a socket that cannot keep up is cut off rather
+/// than growing the server's memory or delaying other sockets.
+final class RealtimeHub: Sendable {
+    static let pattern = "tenant:{*}:channel:*"
+
+    private struct State {
+        var byChannel: [String: [ObjectIdentifier: HubListener]] = [:]
+        var all: [ObjectIdentifier: HubListener] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let subscribed = Mutex(false)
+    private let subscriber: Mutex<RedisSubscriber?> = Mutex(nil)
+    private let configuration: RedisConfiguration
+
+    init(redisURL: String) throws {
+        configuration = try RedisConfiguration(url: redisURL)
+    }
+
+    /// Makes sure the subscription is confirmed; the first listener starts it.
+    private func subscribe() async {
+        if subscribed.withLock({ $0 }) { return }
+        let subscriber = self.subscriber.withLock { current -> RedisSubscriber in
+            if let current { return current }
+            let created = RedisSubscriber(configuration: configuration) { [weak self] event in self?.dispatch(event) }
+            current = created
+            return created
+        }
+        await subscriber.psubscribe([Self.pattern])
+        subscribed.withLock { $0 = true }
+    }
+
+    /// A new listener on `channels`; more can be added later.
+    func listener(channels: [String], queueLimit: Int = HubListener.defaultQueueLimit) async -> HubListener {
+        await subscribe()
+        let listener = HubListener(queueLimit: queueLimit)
+        state.withLock { state in
+            state.all[ObjectIdentifier(listener)] = listener
+            for channel in channels { state.byChannel[channel, default: [:]][ObjectIdentifier(listener)] = listener }
+        }
+        return listener
+    }
+
+    func add(_ listener: HubListener, channel: String) {
+        state.withLock { $0.byChannel[channel, default: [:]][ObjectIdentifier(listener)] = listener }
+    }
+
+    func remove(_ listener: HubListener, channel: String) {
+        state.withLock { state in
+            state.byChannel[channel]?.removeValue(forKey: ObjectIdentifier(listener))
+            if state.byChannel[channel]?.isEmpty == true { state.byChannel.removeValue(forKey: channel) }
+        }
+    }
+
+    /// Ends a listener: it receives nothing more.
+    func remove(_ listener: HubListener) {
+        state.withLock { state in
+            state.all.removeValue(forKey: ObjectIdentifier(listener))
+            for channel in Array(state.byChannel.keys) {
+                state.byChannel[channel]?.removeValue(forKey: ObjectIdentifier(listener))
+                if state.byChannel[channel]?.isEmpty == true { state.byChannel.removeValue(forKey: channel) }
+            }
+        }
+        listener.finish()
+    }
+
+    var listenerCount: Int { state.withLock { $0.all.count } }
+
+    func close() {
+        subscriber.withLock { $0?.close() }
+        let listeners = state.withLock { state in
+            defer { state = State() }
+            return Array(state.all.values)
+        }
+        listeners.forEach { $0.finish() }
+    }
+
+    /// On the subscriber's thread: hand each message to its channel's listeners.
+    private func dispatch(_ event: RedisSubscriberEvent) {
+        switch event {
+        case .patternMessage(_, let channel, let payload), .message(let channel, let payload):
+            guard let listeners = state.withLock({ $0.byChannel[channel].map { Array($0.values) } }) else { return }
+            for listener in listeners { listener.deliver(.message(channel: channel, payload: payload), bytes: payload.count) }
+        case .reconnected:
+            let listeners = state.withLock { Array($0.all.values) }
+            for listener in listeners { listener.deliver(.gap, bytes: 0) }
+        }
+    }
+}
+
+/// One socket's view of the hub: its events in order, with a bounded queue.
+///
+/// The owner reads `events` and calls `consumed(bytes:)` once it has sent a message on; when
+/// more than `queueLimit` bytes wait, the listener overflows: its stream ends and `overflowed`
+/// is true, so the owner closes the socket with a distinct code and the client resumes later.
+final class HubListener: Sendable {
+    static let defaultQueueLimit = 1 << 20
+
+    let events: AsyncStream<HubEvent>
+    private let continuation: AsyncStream<HubEvent>.Continuation
+    private let queued = Atomic<Int>(0)
+    private let overflow = Atomic<Bool>(false)
+    let queueLimit: Int
+
+    init(queueLimit: Int) {
+        self.queueLimit = queueLimit
+        (events, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+    }
+
+    var overflowed: Bool { overflow.load(ordering: .acquiring) }
+
+    func deliver(_ event: HubEvent, bytes: Int) {
+        guard !overflowed else { return }
+        let total = queued.wrappingAdd(bytes, ordering: .relaxed).newValue
+        if total > queueLimit {
+            overflow.store(true, ordering: .releasing)
+            continuation.finish()
+            return
+        }
+        continuation.yield(event)
+    }
+
+    /// The owner sent on a message of `bytes`.
+    func consumed(bytes: Int) {
+        queued.wrappingSubtract(bytes, ordering: .relaxed)
+    }
+
+    /// Wakes the owner with `.tick` (does not count against the queue).
+    func tick() {
+        continuation.yield(.tick)
+    }
+
+    func finish() {
+        continuation.finish()
+    }
+}
