@@ -1,6 +1,8 @@
 import DocumentStore
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
 import LiveTree
 import Logging
 import Projections
@@ -95,6 +97,34 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     return router
 }
 
+/// The router of `/v1/realtime`, the WebSocket endpoint.
+public func buildWebSocketRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRequestContext> {
+    let router = Router(context: FieldOpsRequestContext.self)
+    router.add(middleware: JSONErrorMiddleware())
+    router.add(middleware: BearerAuthentication(authority: dependencies.authority))
+    RealtimeController(
+        services: .init(
+            writer: dependencies.writer, tree: dependencies.tree, access: LiveAccess(tree: dependencies.tree), hub: dependencies.hub,
+            nodeName: dependencies.configuration.nodeName, logger: Logger(label: "fieldops.realtime")
+        ),
+        heartbeat: dependencies.configuration.heartbeat,
+        queueLimit: HubListener.defaultQueueLimit
+    ).addRoutes(to: router)
+    return router
+}
+
+/// HTTP/1.1 with the upgrade to `/v1/realtime`; the server pings sockets every heartbeat.
+public func buildServer(_ dependencies: ServerDependencies) -> HTTPServerBuilder {
+    .http1WebSocketUpgrade(
+        webSocketRouter: buildWebSocketRouter(dependencies),
+        configuration: .init(ws: .init(
+            // Frames up to a full live value; client messages are limited separately.
+            maxFrameSize: LiveTree.maxValueBytes + 64 * 1_024,
+            autoPing: .enabled(timePeriod: dependencies.configuration.heartbeat)
+        ))
+    )
+}
+
 /// The whole server: routes plus the services it supervises.
 /// - Parameter onListening: called with the bound port once the server listens (port 0 in the
 ///   configuration picks a free one).
@@ -107,6 +137,7 @@ public func buildApplication(
     let router = buildRouter(dependencies)
     return Application(
         router: router,
+        server: buildServer(dependencies),
         configuration: .init(address: .hostname(dependencies.configuration.host, port: dependencies.configuration.port), serverName: "FieldOps"),
         services: services,
         onServerRunning: { channel in await onListening(channel.localAddress?.port ?? dependencies.configuration.port) },

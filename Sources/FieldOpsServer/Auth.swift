@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import JWTKit
 import Streams
 import Synchronization
@@ -138,15 +139,18 @@ public final class TokenAuthority: Sendable {
 }
 
 /// The request context of FieldOps routes: the verified caller, once authenticated.
-public struct FieldOpsRequestContext: RequestContext {
+public struct FieldOpsRequestContext: RequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var identity: Identity?
     /// When the caller's token expires.
     public var identityExpires: Date?
+    /// Set when the request upgrades to `/v1/realtime`.
+    public let webSocket: WebSocketHandlerReference<Self>
 
     public init(source: Source) {
         coreContext = .init(source: source)
         identity = nil
+        webSocket = .init()
     }
 
     /// The caller; routes behind `BearerAuthentication` always have one.

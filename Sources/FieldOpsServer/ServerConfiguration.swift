@@ -20,6 +20,9 @@ public struct ServerConfiguration: Sendable {
     /// How often an idle event stream or realtime socket hears from the server (keep-alives,
     /// access and token-expiry checks).
     public var keepAlive: Duration
+    /// How often a realtime socket is pinged; one that misses a pong is dropped, and its
+    /// `onDisconnect` writes run.
+    public var heartbeat: Duration
 
     public init(
         host: String = "127.0.0.1",
@@ -30,7 +33,8 @@ public struct ServerConfiguration: Sendable {
         maxProjectionLag: Duration = .seconds(30),
         writeWaitTimeout: Duration = .seconds(5),
         rateLimit: RateLimit = RateLimit(requestsPerSecond: 5_000, burst: 10_000),
-        keepAlive: Duration = .seconds(15)
+        keepAlive: Duration = .seconds(15),
+        heartbeat: Duration = .seconds(5)
     ) {
         self.host = host
         self.port = port
@@ -41,6 +45,7 @@ public struct ServerConfiguration: Sendable {
         self.writeWaitTimeout = writeWaitTimeout
         self.rateLimit = rateLimit
         self.keepAlive = keepAlive
+        self.heartbeat = heartbeat
     }
 
     public var databasePath: String { storage.appendingPathComponent("fieldops.sqlite").path }

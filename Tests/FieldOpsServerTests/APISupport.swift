@@ -18,7 +18,7 @@ final class APIFixture: Sendable {
     let dependencies: ServerDependencies
     let projecting: Task<Void, any Error>
 
-    init(rateLimit: RateLimit = .unlimited, keepAlive: Duration = .seconds(15)) async throws {
+    init(rateLimit: RateLimit = .unlimited, keepAlive: Duration = .seconds(15), heartbeat: Duration = .seconds(5)) async throws {
         server = try RedisServerProcess()
         let store = try DocumentStore(path: ":memory:")
         let projector = try Projector(
@@ -28,7 +28,7 @@ final class APIFixture: Sendable {
         let authority = try await TokenAuthority(secret: ServerFixture.secret)
         dependencies = try ServerDependencies(
             redisURL: server.url, store: store, projector: projector, authority: authority,
-            configuration: ServerConfiguration(writeWaitTimeout: .seconds(5), rateLimit: rateLimit, keepAlive: keepAlive)
+            configuration: ServerConfiguration(writeWaitTimeout: .seconds(5), rateLimit: rateLimit, keepAlive: keepAlive, heartbeat: heartbeat)
         )
         projecting = Task { try await projector.run() }
     }
@@ -54,7 +54,7 @@ final class APIFixture: Sendable {
 
     /// Runs `body` against the server listening on a loopback port, for streams and sockets.
     func testLive(_ body: @escaping @Sendable (APIClient, Int) async throws -> Void) async throws {
-        let app = Application(router: buildRouter(dependencies), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        let app = Application(router: buildRouter(dependencies), server: buildServer(dependencies), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             try await body(APIClient(client: client), try #require(client.port))
         }

@@ -75,10 +75,11 @@ struct LiveEventStream: Sendable {
     ) async throws {
         stream: for await event in listener.events {
             switch event {
-            case .message(_, let payload):
-                listener.consumed(bytes: payload.count)
-                guard let changes = LiveChange.decode(message: String(decoding: payload, as: UTF8.self)) else { continue }
-                let text = changes.flatMap { $0.events(for: path) }.map(Self.event).joined()
+            case .message(let message):
+                listener.consumed(bytes: message.payload.count)
+                let text = message.rendered("sse:" + path.description) {
+                    (LiveChange.decode(message: message.text) ?? []).flatMap { $0.events(for: path) }.map(Self.event).joined()
+                }
                 if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
             case .gap:
                 let fresh = try await tree.get(tenant: caller.tenant, path: path)

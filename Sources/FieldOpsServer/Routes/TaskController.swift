@@ -130,11 +130,17 @@ struct TaskController {
             }
         }
         let payload = TaskTransition(taskId: taskID, assigneeId: assignee, by: caller.subject, note: body.note)
+        // Every entry names the assignee, so `tasks:{assigneeId}` subscribers and plain Redis
+        // consumers see accept, start, complete and cancel too. A worker moves only its own tasks.
+        var routedAssignee = assignee
+        if routedAssignee == nil {
+            routedAssignee = caller.role == .worker ? caller.subject : try await writes.live(tenant: caller.tenant, path: Self.assigneePath(taskID))?.stringValue
+        }
         let key = try request.idempotencyKey()
         let written = try await writes.record(
             .init(
                 tenant: caller.tenant, stream: StreamNames.taskAssignments,
-                events: [.init(eventType: eventType, payload: JSONCoding.text(payload), routing: routing(taskID, assignee, key))],
+                events: [.init(eventType: eventType, payload: JSONCoding.text(payload), routing: routing(taskID, routedAssignee, key))],
                 conditions: conditions, liveWrites: live, idempotencyKey: key
             )
         ) { index, current in

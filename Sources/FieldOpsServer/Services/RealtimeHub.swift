@@ -4,7 +4,7 @@ import Synchronization
 /// What a realtime listener receives.
 enum HubEvent: Sendable {
     /// A message published on one of the listener's channels.
-    case message(channel: String, payload: [UInt8])
+    case message(HubMessage)
     /// The node's pub/sub connection was lost and is back: messages may be missing, so a
     /// listener fills the gap from the streams (or reloads).
     case gap
@@ -97,7 +97,8 @@ final class RealtimeHub: Sendable {
         switch event {
         case .patternMessage(_, let channel, let payload), .message(let channel, let payload):
             guard let listeners = state.withLock({ $0.byChannel[channel].map { Array($0.values) } }) else { return }
-            for listener in listeners { listener.deliver(.message(channel: channel, payload: payload), bytes: payload.count) }
+            let message = HubMessage(channel: channel, payload: payload)
+            for listener in listeners { listener.deliver(.message(message), bytes: payload.count) }
         case .reconnected:
             let listeners = state.withLock { Array($0.all.values) }
             for listener in listeners { listener.deliver(.gap, bytes: 0) }
@@ -115,6 +116,9 @@ final class HubListener: Sendable {
 
     let events: AsyncStream<HubEvent>
     private let continuation: AsyncStream<HubEvent>.Continuation
+    /// Finishes when the listener ends, even while its owner is stuck writing to a stalled socket.
+    private let endSignal: AsyncStream<Void>
+    private let endContinuation: AsyncStream<Void>.Continuation
     private let queued = Atomic<Int>(0)
     private let overflow = Atomic<Bool>(false)
     let queueLimit: Int
@@ -122,6 +126,12 @@ final class HubListener: Sendable {
     init(queueLimit: Int) {
         self.queueLimit = queueLimit
         (events, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+        (endSignal, endContinuation) = AsyncStream.makeStream()
+    }
+
+    /// Returns once the listener has ended (overflow, `finish`, the hub closing).
+    func waitUntilEnded() async {
+        for await _ in endSignal {}
     }
 
     var overflowed: Bool { overflow.load(ordering: .acquiring) }
@@ -131,7 +141,7 @@ final class HubListener: Sendable {
         let total = queued.wrappingAdd(bytes, ordering: .relaxed).newValue
         if total > queueLimit {
             overflow.store(true, ordering: .releasing)
-            continuation.finish()
+            finish()
             return
         }
         continuation.yield(event)
@@ -149,5 +159,29 @@ final class HubListener: Sendable {
 
     func finish() {
         continuation.finish()
+        endContinuation.finish()
+    }
+}
+
+/// One published message, shared by every listener it goes to: what it decodes to and how it
+/// is rendered for a client channel are worked out once, not once per socket.
+final class HubMessage: Sendable {
+    let channel: String
+    let payload: [UInt8]
+    private let rendered = Mutex<[String: String]>([:])
+
+    init(channel: String, payload: [UInt8]) {
+        self.channel = channel
+        self.payload = payload
+    }
+
+    var text: String { String(decoding: payload, as: UTF8.self) }
+
+    /// `render()`'s result for `key`, computed by the first caller only.
+    func rendered(_ key: String, _ render: () -> String) -> String {
+        if let hit = rendered.withLock({ $0[key] }) { return hit }
+        let text = render()
+        rendered.withLock { $0[key] = text }
+        return text
     }
 }

@@ -1,0 +1,113 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import NIOWebSocket
+import ServiceLifecycle
+
+/// `GET /v1/realtime`: the WebSocket endpoint (protocol in `schemas/realtime.schema.json`).
+///
+/// ```
+/// → {"type":"subscribe","id":"1","channel":"room:ops","resume":{"lastId":"1763820120123-0","epoch":"9f2c…"}}
+/// ← {"type":"subscribed","id":"1","channel":"room:ops","recovered":true,"replayed":3,"epoch":"9f2c…","lastId":"…"}
+/// ← {"type":"event","channel":"room:ops","stream":"chat:ops","id":"…","epoch":"9f2c…","eventType":"message.created",…}
+/// → {"type":"publish","id":"2","channel":"room:ops","data":{"typing":true}}
+/// ```
+///
+/// The token comes as `Authorization: Bearer` or `?auth=` (browsers cannot set headers on
+/// WebSockets). The server pings every heartbeat and drops a socket that stops answering; the
+/// socket's `onDisconnect` writes then run, and it leaves `/presence/{sub}/connections`.
+struct RealtimeController {
+    /// Largest client message.
+    static let maxInboundBytes = 64 * 1_024
+    /// Largest ephemeral message, as sent to subscribers.
+    static let maxEphemeralBytes = 16 * 1_024
+
+    let services: RealtimeSession.Services
+    let heartbeat: Duration
+    let queueLimit: Int
+
+    func addRoutes(to router: Router<FieldOpsRequestContext>) {
+        router.ws("v1/realtime", shouldUpgrade: { _, context in
+            _ = try context.requireIdentity()
+            return .upgrade([:])
+        }) { inbound, outbound, context in
+            await run(inbound: inbound, outbound: outbound, context: context.requestContext)
+        }
+    }
+
+    /// The socket's life: greet, then hub events, client messages and the heartbeat ticker run
+    /// side by side until one ends; then close with a code the client can act on.
+    private func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, context: FieldOpsRequestContext) async {
+        guard let caller = context.identity else { return }
+        let listener = await services.hub.listener(channels: [], queueLimit: queueLimit)
+        let session: RealtimeSession
+        do {
+            session = try RealtimeSession(caller: caller, expires: context.identityExpires, outbound: outbound, services: services, listener: listener)
+            try await session.start(heartbeat: heartbeat)
+        } catch {
+            services.hub.remove(listener)
+            return
+        }
+        let heartbeat = self.heartbeat
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await event in listener.events {
+                        do {
+                            guard try await session.deliver(event) else { return }
+                        } catch {
+                            // The socket is gone (or Redis failed mid-replay): the client resumes.
+                            services.logger.debug("realtime socket ends", metadata: ["error": "\(error)"])
+                            return
+                        }
+                    }
+                }
+                group.addTask {
+                    do {
+                        for try await message in inbound.messages(maxSize: Self.maxInboundBytes) {
+                            guard case .text(let text) = message else {
+                                try await session.handle("binary")
+                                continue
+                            }
+                            try await session.handle(text)
+                        }
+                    } catch {
+                        services.logger.debug("realtime socket closed", metadata: ["error": "\(error)"])
+                    }
+                }
+                group.addTask {
+                    // Wakes the session for expiry and access checks.
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: heartbeat)
+                        listener.tick()
+                    }
+                }
+                group.addTask {
+                    // A socket cut off for falling behind ends here even while a write to it
+                    // is stuck: cancelling the group cancels that write.
+                    await listener.waitUntilEnded()
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            listener.finish()
+        }
+        let code: WebSocketErrorCode
+        let reason: String
+        if listener.overflowed {
+            (code, reason) = (RealtimeSession.CloseCode.tooSlow, "too slow: reconnect and resume from the last ids")
+        } else if let expired = await session.closeCode {
+            (code, reason) = (expired, "token expired")
+        } else {
+            (code, reason) = (RealtimeSession.CloseCode.goingAway, "closing")
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await outbound.close(code, reason: reason) }
+            group.addTask { try? await Task.sleep(for: .seconds(1)) }
+            await group.next()
+            group.cancelAll()
+        }
+        await session.finish()
+    }
+}

@@ -1,0 +1,280 @@
+import DocumentStore
+import FieldOpsServer
+import Foundation
+import NIOWebSocket
+import Redis
+import Testing
+
+@Suite("/v1/realtime: WebSocket channels with gap-free resume")
+final class RealtimeTests: Sendable {
+    let fixture: APIFixture
+
+    init() async throws {
+        fixture = try await APIFixture(keepAlive: .milliseconds(300), heartbeat: .milliseconds(300))
+    }
+
+    /// Posts `count` chat messages to room `ops`; their stream ids.
+    @discardableResult
+    static func post(_ api: APIClient, _ token: String, _ count: Int, from start: Int = 0) async throws -> [String] {
+        var ids: [String] = []
+        for n in start..<(start + count) {
+            let reply = try await api.call(.post, "/v1/rooms/ops/messages", token: token, json: ["text": "message \(n)"])
+            #expect(reply.status == .created, "\(reply.object)")
+            ids.append(reply["streamId"] as? String ?? "")
+        }
+        return ids
+    }
+
+    static func makeRoom(_ api: APIClient, _ token: String, members: [String] = ["w-1"]) async throws {
+        let room = try await api.call(.post, "/v1/rooms", token: token, json: ["roomId": "ops", "name": "Ops", "members": members])
+        #expect(room.status == .created, "\(room.object)")
+    }
+
+    @Test func subscribeReceivesEventsWithIDsAndEpoch() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        let worker = try await fixture.token(.worker, sub: "w-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            try await Self.makeRoom(api, dispatcher)
+            let client = RealtimeTestClient(port: port, token: worker)
+            defer { client.close() }
+            #expect(try await client.waitFor { $0["type"] == "welcome" }?["sub"] == "w-1")
+            let ack = try #require(try await client.request(["type": "subscribe", "channel": "room:ops"]))
+            #expect(ack["type"] == "subscribed")
+            let epoch = try #require(ack["epoch"]?.stringValue)
+            let ids = try await Self.post(api, dispatcher, 3)
+            #expect(try await eventually { client.events("room:ops").count == 3 })
+            let events = client.events("room:ops")
+            #expect(events.compactMap { $0["id"]?.stringValue } == ids)
+            #expect(events.allSatisfy { $0["epoch"]?.stringValue == epoch && $0["eventType"] == "message.created" && $0["stream"] == "chat:ops" })
+            #expect(events[0]["payload"]?["text"] == "message 0")
+            #expect(try await client.request(["type": "ping"])?["type"] == "pong")
+        }
+    }
+
+    @Test func resumeReplaysWhatWasMissedWithoutGapOrDuplicate() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            try await Self.makeRoom(api, dispatcher)
+            let first = RealtimeTestClient(port: port, token: dispatcher)
+            let ack = try #require(try await first.request(["type": "subscribe", "channel": "room:ops"]))
+            let epoch = try #require(ack["epoch"]?.stringValue)
+            let seen = try await Self.post(api, dispatcher, 2)
+            #expect(try await eventually { first.events("room:ops").count == 2 })
+            first.close()
+            #expect(try await eventually { first.ended })
+
+            // Missed while away, and more arriving while the client resumes: the seam.
+            let missed = try await Self.post(api, dispatcher, 5, from: 2)
+            let second = RealtimeTestClient(port: port, token: dispatcher)
+            defer { second.close() }
+            let writing = Task { try await Self.post(api, dispatcher, 20, from: 7) }
+            let resumed = try #require(try await second.request(["type": "subscribe", "channel": "room:ops", "resume": ["lastId": .string(seen[1]), "epoch": .string(epoch)]]))
+            #expect(resumed["recovered"] == true)
+            let during = try await writing.value
+            let expected = missed + during
+            #expect(try await eventually { second.events("room:ops").count >= expected.count })
+            try await Task.sleep(for: .milliseconds(300))
+            let received = second.events("room:ops").compactMap { $0["id"]?.stringValue }
+            #expect(received == expected, "received \(received.count), expected \(expected.count)")
+        }
+    }
+
+    @Test func resumeAfterTrimOrANewEpochSaysNotRecoveredAndSendsNothingPartial() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            try await Self.makeRoom(api, dispatcher)
+            let client = RealtimeTestClient(port: port, token: dispatcher)
+            defer { client.close() }
+            let epoch = try #require(try await client.request(["type": "subscribe", "channel": "room:ops"])?["epoch"]?.stringValue)
+            _ = try await client.request(["type": "unsubscribe", "channel": "room:ops"])
+            let ids = try await Self.post(api, dispatcher, 10)
+            let redis = try RedisConnection(url: self.fixture.server.url)
+            _ = try redis.command("XTRIM", "tenant:{acme}:stream:chat:ops", "MAXLEN", "3")
+
+            let trimmed = try #require(try await client.request(["type": "subscribe", "channel": "room:ops", "resume": ["lastId": .string(ids[2]), "epoch": .string(epoch)]]))
+            #expect(trimmed["recovered"] == false)
+            #expect(trimmed["reason"]?.stringValue?.contains("trimmed") == true)
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(client.events("room:ops").isEmpty)
+            // From here on it follows live.
+            let next = try await Self.post(api, dispatcher, 1, from: 10)
+            #expect(try await eventually { client.events("room:ops").compactMap { $0["id"]?.stringValue } == next })
+
+            _ = try await client.request(["type": "unsubscribe", "channel": "room:ops"])
+            let stale = try #require(try await client.request(["type": "subscribe", "channel": "room:ops", "resume": ["lastId": .string(ids[9]), "epoch": "not-the-epoch"]]))
+            #expect(stale["recovered"] == false)
+            #expect(stale["reason"]?.stringValue?.contains("epoch") == true)
+        }
+    }
+
+    @Test func aLostPubSubConnectionLosesNothing() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            try await Self.makeRoom(api, dispatcher)
+            let client = RealtimeTestClient(port: port, token: dispatcher)
+            defer { client.close() }
+            #expect(try await client.request(["type": "subscribe", "channel": "room:ops"])?["type"] == "subscribed")
+            let before = try await Self.post(api, dispatcher, 3)
+            let redis = try RedisConnection(url: self.fixture.server.url)
+            #expect((try redis.command("CLIENT", "KILL", "TYPE", "pubsub").int ?? 0) >= 1)
+            // Published while the node's subscription is down: pub/sub drops these.
+            let during = try await Self.post(api, dispatcher, 10, from: 3)
+            #expect(try await eventually { client.events("room:ops").count >= 13 })
+            let after = try await Self.post(api, dispatcher, 2, from: 13)
+            let expected = before + during + after
+            #expect(try await eventually { client.events("room:ops").count >= expected.count })
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(client.events("room:ops").compactMap { $0["id"]?.stringValue } == expected)
+        }
+    }
+
+    @Test func channelsAreAuthorizedByTenantAndRole() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        let worker = try await fixture.token(.worker, sub: "w-1")
+        let outsider = try await fixture.token(.worker, sub: "w-9")
+        let globex = try await fixture.token(.dispatcher, sub: "d-1", tenant: "globex")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            try await Self.makeRoom(api, dispatcher)
+            let w = RealtimeTestClient(port: port, token: worker)
+            let o = RealtimeTestClient(port: port, token: outsider)
+            let g = RealtimeTestClient(port: port, token: globex)
+            defer { w.close(); o.close(); g.close() }
+            for channel in ["tasks", "worker:w-2", "tasks:w-2", "notifications:w-2", "live:/workers/w-2", "room:nowhere"] {
+                #expect(try await w.request(["type": "subscribe", "channel": .string(channel)])?["code"] == "forbidden", "\(channel)")
+            }
+            // Not a member: the same answer as for a room that does not exist.
+            #expect(try await o.request(["type": "subscribe", "channel": "room:ops"])?["code"] == "forbidden")
+            for channel in ["worker:w-1", "tasks:w-1", "notifications:w-1", "resources", "room:ops", "live:/presence"] {
+                #expect(try await w.request(["type": "subscribe", "channel": .string(channel)])?["type"] == "subscribed", "\(channel)")
+            }
+            #expect(try await w.request(["type": "subscribe", "channel": "rooms:ops"])?["code"] == "invalid_channel")
+            #expect(try await w.request(["type": "subscribe", "channel": "live:/a.b"])?["code"] == "invalid_channel")
+            #expect(try await w.request(["type": "teleport"])?["code"] == "invalid_message")
+            // Another tenant's dispatcher subscribes to its own room:ops and hears nothing of acme's.
+            #expect(try await g.request(["type": "subscribe", "channel": "room:ops"])?["type"] == "subscribed")
+            try await Self.post(api, dispatcher, 2)
+            #expect(try await eventually { w.events("room:ops").count == 2 })
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(g.events("room:ops").isEmpty)
+        }
+    }
+
+    @Test func filteredChannelsCarryOnlyTheirEntries() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        let w1 = try await fixture.token(.worker, sub: "w-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            for id in ["w-1", "w-2"] {
+                #expect(try await api.call(.post, "/v1/workers", token: dispatcher, json: ["workerId": id, "name": id]).status == .created)
+            }
+            let client = RealtimeTestClient(port: port, token: w1)
+            defer { client.close() }
+            #expect(try await client.request(["type": "subscribe", "channel": "tasks:w-1"])?["type"] == "subscribed")
+            #expect(try await client.request(["type": "subscribe", "channel": "worker:w-1"])?["type"] == "subscribed")
+            #expect(try await client.request(["type": "subscribe", "channel": "notifications:w-1"])?["type"] == "subscribed")
+            #expect(try await api.call(.post, "/v1/tasks", token: dispatcher, json: ["taskId": "T-1", "title": "mine", "assigneeId": "w-1"]).status == .created)
+            #expect(try await api.call(.post, "/v1/tasks", token: dispatcher, json: ["taskId": "T-2", "title": "theirs", "assigneeId": "w-2"]).status == .created)
+            #expect(try await api.call(.post, "/v1/tasks/T-1/accept", token: w1).status == .ok)
+            #expect(try await api.call(.post, "/v1/workers/w-2/locations", token: dispatcher, json: ["lat": 1, "lon": 1]).status == .created)
+            #expect(try await api.call(.post, "/v1/workers/w-1/locations", token: w1, json: ["lat": 2, "lon": 2]).status == .created)
+            #expect(try await eventually { client.events("tasks:w-1").count == 2 && client.events("worker:w-1").count == 1 && client.events("notifications:w-1").count == 1 })
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(client.events("tasks:w-1").compactMap { $0["eventType"]?.stringValue } == ["task.created", "task.accepted"])
+            #expect(client.events("tasks:w-1").allSatisfy { $0["payload"]?["taskId"] == "T-1" })
+            #expect(client.events("worker:w-1").first?["payload"]?["lat"] == 2)
+            #expect(client.events("notifications:w-1").first?["eventType"] == "notification.created")
+        }
+    }
+
+    @Test func ephemeralMessagesReachSubscribersAndAreNeverStored() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        let worker = try await fixture.token(.worker, sub: "w-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            try await Self.makeRoom(api, dispatcher)
+            let typing = RealtimeTestClient(port: port, token: worker)
+            let watching = RealtimeTestClient(port: port, token: dispatcher)
+            defer { typing.close(); watching.close() }
+            #expect(try await watching.request(["type": "subscribe", "channel": "room:ops"])?["type"] == "subscribed")
+            let published = try await typing.request(["type": "publish", "channel": "room:ops", "data": ["typing": true]])
+            #expect(published?["type"] == "published")
+            let message = try #require(try await watching.waitFor { $0["type"] == "message" })
+            #expect(message["data"] == ["typing": true])
+            #expect(message["from"]?["sub"] == "w-1")
+            #expect(message["id"] == nil)
+            // Not stored: the room's stream holds only its creation.
+            let redis = try RedisConnection(url: self.fixture.server.url)
+            let stored = try redis.command("XRANGE", "tenant:{acme}:stream:chat:ops", "-", "+").array ?? []
+            #expect(stored.count == 1)
+            #expect(try await typing.request(["type": "publish", "channel": "tasks", "data": 1])?["code"] == "forbidden")
+            let big = try await watching.request(["type": "publish", "channel": "room:ops", "data": .string(String(repeating: "x", count: 20_000))])
+            #expect(big?["code"] == "message_too_large")
+        }
+    }
+
+    @Test func liveChannelsSendASnapshotThenChanges() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            #expect(try await api.call(.put, "/v1/live/crews/c1", token: dispatcher, json: ["status": "idle"]).status == .ok)
+            let client = RealtimeTestClient(port: port, token: dispatcher)
+            defer { client.close() }
+            #expect(try await client.request(["type": "subscribe", "channel": "live:/crews"])?["type"] == "subscribed")
+            #expect(try await client.waitFor { $0["type"] == "live" }?["data"] == ["c1": ["status": "idle"]])
+            #expect(try await client.request(["type": "set", "path": "/crews/c2/status", "value": "busy"])?["value"] == "busy")
+            #expect(try await client.waitFor { $0["type"] == "live" && $0["path"] == "/c2/status" }?["data"] == "busy")
+        }
+    }
+
+    @Test func presenceAndOnDisconnectRunWhenTheSocketCloses() async throws {
+        let worker = try await fixture.token(.worker, sub: "w-1")
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            let client = RealtimeTestClient(port: port, token: worker)
+            let connection = try #require(try await client.waitFor { $0["type"] == "welcome" }?["connectionId"]?.stringValue)
+            let presence = try await api.call(.get, "/v1/live/presence/w-1/connections", token: dispatcher)
+            #expect(presence.object.keys.sorted() == [connection])
+            #expect(try await client.request(["type": "set", "path": "/presence/w-1/status", "value": "on shift"])?["type"] == "set")
+            #expect(try await client.request(["type": "onDisconnect", "path": "/presence/w-1/status", "value": "offline"])?["registered"] == true)
+            #expect(try await client.request(["type": "onDisconnect", "path": "/presence/w-2/status", "value": "x"])?["code"] == "forbidden")
+            client.close()
+            #expect(try await eventually {
+                try await api.call(.get, "/v1/live/presence/w-1/status", token: dispatcher).json as? String == "offline"
+            })
+            let after = try await api.call(.get, "/v1/live/presence/w-1", token: dispatcher)
+            #expect(after["connections"] == nil)
+            #expect(after["lastSeen"] as? Double != nil)
+        }
+    }
+
+    @Test func aStalledReaderIsCutOffWhileOthersStayOnTime() async throws {
+        // A long heartbeat, so the stalled socket is cut for its queue, not for missing pongs.
+        let fixture = try await APIFixture(heartbeat: .seconds(60))
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        let stalledToken = try await fixture.token(.worker, sub: "w-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            try await Self.makeRoom(api, dispatcher)
+            let stalled = RealtimeTestClient(port: port, token: stalledToken, reading: false)
+            let reader = RealtimeTestClient(port: port, token: dispatcher)
+            defer { stalled.close(); reader.close() }
+            stalled.send(["type": "subscribe", "id": "s", "channel": "room:ops"])
+            #expect(try await reader.request(["type": "subscribe", "channel": "room:ops"])?["type"] == "subscribed")
+            #expect(try await eventually {
+                (try await api.call(.get, "/v1/live/presence/w-1/connections", token: dispatcher).object.count) == 1
+            })
+            try await Task.sleep(for: .milliseconds(300))
+            // 15 MB of ephemeral messages, one after the other: more than the stalled socket's
+            // kernel buffers plus its 1 MiB queue, at a pace a reading client keeps up with.
+            let chunk = String(repeating: "x", count: 15_000)
+            let started = ContinuousClock.now
+            for n in 0..<1_000 {
+                let published = try await reader.request(["type": "publish", "channel": "room:ops", "data": ["n": .number(Double(n)), "fill": .string(chunk)]])
+                #expect(published?["type"] == "published")
+            }
+            #expect(try await eventually(timeout: .seconds(30)) { reader.messages("message").count == 1_000 })
+            #expect(reader.messages("message").enumerated().allSatisfy { $0.element["data"]?["n"]?.intValue == $0.offset })
+            print("1 000 ephemeral messages of 15 kB published and received in \(ContinuousClock.now - started)")
+            // The stalled socket was dropped: it left presence, and the server holds nothing for it.
+            #expect(try await eventually(timeout: .seconds(15)) {
+                (try await api.call(.get, "/v1/live/presence/w-1/connections", token: dispatcher).object.count) == 0
+            })
+        }
+    }
+}
