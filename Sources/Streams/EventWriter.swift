@@ -75,6 +75,16 @@ public final class EventWriter: Sendable {
         }
     }
 
+    /// Where a write's events go (the hybrid pattern).
+    public enum Delivery: String, Sendable, Hashable, CaseIterable {
+        /// Appended to the stream and published live (the default).
+        case both
+        /// Appended only: readers see the events when they read or resume, not live.
+        case persist
+        /// Published live only, with no id: never stored, never replayed, not recoverable.
+        case realtime
+    }
+
     /// Everything one write does.
     public struct Append: Sendable {
         public var tenant: String
@@ -83,20 +93,25 @@ public final class EventWriter: Sendable {
         public var conditions: [Condition]
         public var liveWrites: [LiveWrite]
         public var idempotencyKey: String?
+        public var delivery: Delivery
 
-        public init(tenant: String, stream: String, events: [Draft], conditions: [Condition] = [], liveWrites: [LiveWrite] = [], idempotencyKey: String? = nil) {
+        public init(
+            tenant: String, stream: String, events: [Draft], conditions: [Condition] = [], liveWrites: [LiveWrite] = [], idempotencyKey: String? = nil,
+            delivery: Delivery = .both
+        ) {
             self.tenant = tenant
             self.stream = stream
             self.events = events
             self.conditions = conditions
             self.liveWrites = liveWrites
             self.idempotencyKey = idempotencyKey
+            self.delivery = delivery
         }
     }
 
     /// What a write did.
     public enum Outcome: Sendable, Hashable {
-        /// The events were appended with these ids, in order.
+        /// The events were appended with these ids, in order (none for a realtime-only write).
         case appended([String])
         /// The idempotency key was seen before: its write appended the entries `first...last`
         /// of this stream (read them with `entries(tenant:stream:from:to:)`), nothing new.
@@ -210,9 +225,10 @@ public final class EventWriter: Sendable {
 
         var arguments = [
             String(configuration.idempotencyTTL.milliseconds),
-            configuration.broadcast ? keys.channel(append.stream) : "",
+            configuration.broadcast && append.delivery != .persist ? keys.channel(append.stream) : "",
             append.stream,
             keys.liveChanges,
+            append.delivery == .realtime ? "realtime" : "stored",
             String(append.conditions.count),
         ]
         for condition in append.conditions {

@@ -30,7 +30,8 @@ enum Scripts {
     ///
     /// KEYS[1] stream, KEYS[2] live hash, KEYS[3] live path index, KEYS[4] idempotency key (optional).
     /// ARGV[1] idempotency TTL ms, ARGV[2] channel ('' for none), ARGV[3] stream name, ARGV[4]
-    /// live changes channel, then a count and that many conditions (kind, path, argument), a
+    /// live changes channel, ARGV[5] `realtime` to publish without appending (no ids, no
+    /// idempotency record) or `stored`, then a count and that many conditions (kind, path, argument), a
     /// count and that many live writes (kind, path, value, extra, path as a JSON string), a
     /// count and that many events (field count, fields…, then the channel message's JSON after
     /// its `"id"` member). The live writes are published as one `LiveChange` message of puts.
@@ -45,7 +46,8 @@ enum Scripts {
       end
     end
     local live, paths = KEYS[2], KEYS[3]
-    local i = 5
+    local realtimeOnly = ARGV[5] == 'realtime'
+    local i = 6
     local conditions = tonumber(ARGV[i]); i = i + 1
     for c = 1, conditions do
       local kind, path, arg = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
@@ -95,14 +97,20 @@ enum Scripts {
     local reply = {'ok'}
     for e = 1, count do
       local n = tonumber(ARGV[i]); i = i + 1
+      if realtimeOnly then
+        -- Fanned out, never stored: the message has no id and no reader can resume to it.
+        redis.call('PUBLISH', ARGV[2], '{' .. ARGV[i + n])
+        i = i + n + 1
+      else
       local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, i, i + n - 1))
       reply[#reply + 1] = id
       -- The channel message was encoded by the caller but for its id: concatenating beats
       -- building a table and cjson-encoding it for every event of a batch.
       if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], '{"id":"' .. id .. '",' .. ARGV[i + n]) end
       i = i + n + 1
+      end
     end
-    if idem then redis.call('SET', idem, reply[2] .. ' ' .. reply[#reply], 'PX', ARGV[1]) end
+    if idem and not realtimeOnly then redis.call('SET', idem, reply[2] .. ' ' .. reply[#reply], 'PX', ARGV[1]) end
     return reply
     """#)
 

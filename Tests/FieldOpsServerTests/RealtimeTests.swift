@@ -3,6 +3,7 @@ import FieldOpsServer
 import Foundation
 import NIOWebSocket
 import Redis
+import Synchronization
 import Testing
 
 @Suite("/v1/realtime: WebSocket channels with gap-free resume")
@@ -207,6 +208,86 @@ final class RealtimeTests: Sendable {
             #expect(try await typing.request(["type": "publish", "channel": "tasks", "data": 1])?["code"] == "forbidden")
             let big = try await watching.request(["type": "publish", "channel": "room:ops", "data": .string(String(repeating: "x", count: 20_000))])
             #expect(big?["code"] == "message_too_large")
+        }
+    }
+
+    @Test func aWriteChoosesPersistOnlyRealtimeOnlyOrBoth() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            #expect(try await api.call(.post, "/v1/workers", token: dispatcher, json: ["workerId": "w-1", "name": "Ana"]).status == .created)
+            let client = RealtimeTestClient(port: port, token: dispatcher)
+            defer { client.close() }
+            #expect(try await client.request(["type": "subscribe", "channel": "worker:w-1"])?["type"] == "subscribed")
+            let redis = try RedisConnection(url: self.fixture.server.url)
+            func stored() throws -> Int { try redis.command("XLEN", "tenant:{acme}:stream:locationUpdates").int ?? 0 }
+
+            let live = try await api.call(.post, "/v1/workers/w-1/locations?delivery=realtime", token: dispatcher, json: ["lat": 1, "lon": 1])
+            #expect(live.status == .accepted)
+            #expect(live["streamId"] == nil)
+            let event = try #require(try await client.waitFor { $0["type"] == "event" })
+            #expect(event["realtimeOnly"] == true)
+            #expect(event["id"] == nil)
+            #expect(try stored() == 0)
+            // Still the worker's live location.
+            #expect(try await api.call(.get, "/v1/live/workers/w-1/location/lat", token: dispatcher).json as? Double == 1)
+
+            #expect(try await api.call(.post, "/v1/workers/w-1/locations?delivery=persist", token: dispatcher, json: ["lat": 2, "lon": 2]).status == .created)
+            #expect(try stored() == 1)
+            let both = try await api.call(.post, "/v1/workers/w-1/locations", token: dispatcher, json: ["lat": 3, "lon": 3])
+            #expect(try await eventually { client.events("worker:w-1").count == 2 })
+            #expect(client.events("worker:w-1").last?["id"]?.stringValue == both["streamId"] as? String)
+            #expect(client.events("worker:w-1").allSatisfy { $0["payload"]?["lat"] != 2 })
+            #expect(try await api.call(.post, "/v1/workers/w-1/locations?delivery=sometimes", token: dispatcher, json: ["lat": 3, "lon": 3]).status == .badRequest)
+        }
+    }
+
+    @Test func everyMessageMatchesTheProtocolSchema() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        let sent = Mutex<[JSONValue]>([])
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            try await Self.makeRoom(api, dispatcher)
+            #expect(try await api.call(.post, "/v1/workers", token: dispatcher, json: ["workerId": "w-1", "name": "Ana"]).status == .created)
+            let client = RealtimeTestClient(port: port, token: dispatcher)
+            defer { client.close() }
+            func request(_ message: JSONObject) async throws {
+                sent.withLock { $0.append(.object(message)) }
+                _ = try await client.request(message)
+            }
+            try await request(["type": "subscribe", "channel": "room:ops"])
+            try await request(["type": "subscribe", "channel": "worker:w-1"])
+            try await request(["type": "subscribe", "channel": "live:/crews"])
+            try await request(["type": "subscribe", "channel": "room:ops", "resume": ["lastId": "1-0", "epoch": "old"]])
+            try await request(["type": "ping"])
+            try await request(["type": "publish", "channel": "room:ops", "data": ["typing": true]])
+            try await request(["type": "set", "path": "/crews/c1", "value": ["status": "idle"]])
+            try await request(["type": "onDisconnect", "path": "/crews/c1/status", "value": "gone"])
+            // A bad request (not recorded as a client message: the schema rejects it too).
+            #expect(try await client.request(["type": "subscribe", "channel": "nowhere"])?["code"] == "invalid_channel")
+            do {
+                _ = try await api.call(.post, "/v1/workers/w-1/locations?delivery=realtime", token: dispatcher, json: ["lat": 1, "lon": 1])
+                _ = try await api.call(.post, "/v1/workers/w-1/locations", token: dispatcher, json: ["lat": 2, "lon": 2])
+            }
+            try await Self.post(api, dispatcher, 1)
+            #expect(try await eventually { client.messages("event").count == 3 && client.messages("message").count == 1 && client.messages("live").count >= 2 })
+            try await request(["type": "unsubscribe", "channel": "room:ops"])
+
+            let kinds = Set(client.messages.compactMap { $0["type"]?.stringValue })
+            #expect(kinds.isSuperset(of: ["welcome", "subscribed", "event", "live", "message", "pong", "published", "set", "onDisconnect", "error", "unsubscribed"]))
+            let lines = client.messages.map { JSONValue.object(["direction": "server", "message": $0]).jsonText }
+                + sent.withLock { $0 }.map { JSONValue.object(["direction": "client", "message": $0]).jsonText }
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("fieldops-realtime-\(UUID().uuidString.prefix(8)).jsonl")
+            defer { try? FileManager.default.removeItem(at: file) }
+            try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", ContractTests.root.appendingPathComponent("scripts/check-realtime.py").path, file.path]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "\(text)")
         }
     }
 

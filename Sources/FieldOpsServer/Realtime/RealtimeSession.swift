@@ -339,6 +339,12 @@ actor RealtimeSession {
             }
         case .stream(let stream, _):
             guard let event = Self.event(of: message, stream: stream, tenant: caller.tenant) else { return }
+            if event.id.isEmpty {
+                // A realtime-only write: no id, so nothing to resume to or deduplicate.
+                guard try await matches(event, channel) else { return }
+                try await sendText(message.rendered("ws:" + name) { Self.eventText(event, channel: name, epoch: "") })
+                return
+            }
             // Already sent by a replay, or older than where this subscription started.
             if let last = subscription.lastSent, !streamID(last, isLessThan: event.id) { return }
             guard try await matches(event, channel) else {
@@ -401,8 +407,8 @@ actor RealtimeSession {
     // MARK: - Sending
 
     static func event(of message: HubMessage, stream: String, tenant: String) -> StreamEvent? {
-        guard let value = try? JSONValue(jsonText: message.text), case .object(let object) = value,
-              let id = object["id"]?.stringValue else { return nil }
+        guard let value = try? JSONValue(jsonText: message.text), case .object(let object) = value else { return nil }
+        let id = object["id"]?.stringValue ?? ""
         var fields: [(String, String)] = []
         for (key, member) in object where key != "id" && key != "stream" {
             guard let text = member.stringValue else { continue }
@@ -419,15 +425,22 @@ actor RealtimeSession {
         subscriptions[channel]?.lastSent = event.id
     }
 
-    /// `{"type":"event","channel","stream","id","epoch","eventType","timestamp","payload","routing"}`
+    /// `{"type":"event","channel","stream","id","epoch","eventType","timestamp","payload","routing"}`;
+    /// a realtime-only event has `"realtimeOnly": true` instead of `id` and `epoch`.
     static func eventText(_ event: StreamEvent, channel: String, epoch: String) -> String {
         var routing = JSONObject()
         for field in event.routing { routing[field.name] = .string(field.value) }
         let payload = (try? JSONValue(jsonText: event.payload)) ?? .string(event.payload)
-        let out: JSONObject = [
-            "type": "event", "channel": .string(channel), "stream": .string(event.stream), "id": .string(event.id), "epoch": .string(epoch),
+        var out: JSONObject = [
+            "type": "event", "channel": .string(channel), "stream": .string(event.stream),
             "eventType": .string(event.eventType), "timestamp": .string(event.timestamp), "payload": payload, "routing": .object(routing),
         ]
+        if event.id.isEmpty {
+            out["realtimeOnly"] = true
+        } else {
+            out["id"] = .string(event.id)
+            out["epoch"] = .string(epoch)
+        }
         return JSONValue.object(out).jsonText
     }
 

@@ -78,7 +78,14 @@ struct LocationController {
             throw APIError.forbidden("a worker reports only its own position")
         }
         let body = try await request.decodeJSON(ReportBody.self)
-        let written = try await record(body.positions, tenant: caller.tenant, workerID: workerID, deviceID: nil, idempotencyKey: try request.idempotencyKey())
+        let delivery = try Self.delivery(request)
+        let written = try await record(
+            body.positions, tenant: caller.tenant, workerID: workerID, deviceID: nil, idempotencyKey: try request.idempotencyKey(), delivery: delivery
+        )
+        if delivery == .realtime {
+            // Fanned out and kept as the live location, but never stored: no id, no track.
+            return Response.json(["accepted": .number(Double(body.positions.count)), "delivery": "realtime"], status: .accepted)
+        }
         let applied = await writes.waitIfAsked(written, wait: request.flag("wait"))
         var reply: JSONObject = [
             "streamId": .string(written.lastID), "accepted": .number(Double(written.events.count)),
@@ -89,7 +96,9 @@ struct LocationController {
 
     /// Validates and appends positions of one worker; the newest becomes its live location.
     /// - Throws: 400 naming the first bad position, 422 when the worker is unknown or deactivated.
-    func record(_ positions: [Position], tenant: String, workerID: String, deviceID: String?, idempotencyKey: String?) async throws -> DomainWrites.Written {
+    func record(
+        _ positions: [Position], tenant: String, workerID: String, deviceID: String?, idempotencyKey: String?, delivery: EventWriter.Delivery = .both
+    ) async throws -> DomainWrites.Written {
         guard !positions.isEmpty, positions.count <= Self.maxBatch else {
             throw APIError.invalid("locations", "send 1-\(Self.maxBatch) positions per request (got \(positions.count))")
         }
@@ -112,8 +121,18 @@ struct LocationController {
         return try await writes.record(.init(
             tenant: tenant, stream: StreamNames.locationUpdates, events: drafts,
             conditions: [.init(path: WorkerController.statusPath(workerID), .equals(WorkerController.activeJSON))],
-            liveWrites: live, idempotencyKey: idempotencyKey
+            liveWrites: live, idempotencyKey: idempotencyKey, delivery: delivery
         )) { _, _ in TaskController.inactiveWorker(workerID) }
+    }
+
+    /// `?delivery=both` (default: stored and published), `persist` (stored, not published live)
+    /// or `realtime` (published live and kept as the live location, never stored).
+    static func delivery(_ request: Request) throws -> EventWriter.Delivery {
+        guard let text = request.uri.queryParameters.get("delivery") else { return .both }
+        guard let delivery = EventWriter.Delivery(rawValue: text) else {
+            throw APIError.invalid("delivery", "is one of both, persist, realtime")
+        }
+        return delivery
     }
 
     /// The recorded time of a valid position, in milliseconds.
