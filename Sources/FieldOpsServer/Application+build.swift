@@ -38,7 +38,7 @@ public struct ServerDependencies: Sendable {
         self.metrics = ServerMetrics()
         self.rateLimiter = TenantRateLimiter(limit: configuration.rateLimit)
         self.tree = try LiveTree(redisURL: redisURL)
-        self.hub = try RealtimeHub(redisURL: redisURL)
+        self.hub = try RealtimeHub(redisURL: redisURL, tickInterval: configuration.heartbeat)
     }
 
     /// Closes the connections of the live tree and the hub.
@@ -118,8 +118,8 @@ public func buildServer(_ dependencies: ServerDependencies) -> HTTPServerBuilder
     .http1WebSocketUpgrade(
         webSocketRouter: buildWebSocketRouter(dependencies),
         configuration: .init(ws: .init(
-            // Frames up to a full live value; client messages are limited separately.
-            maxFrameSize: LiveTree.maxValueBytes + 64 * 1_024,
+            // Larger messages travel as several frames; client messages are limited separately.
+            maxFrameSize: RealtimeController.maxInboundBytes,
             autoPing: .enabled(timePeriod: dependencies.configuration.heartbeat)
         ))
     )

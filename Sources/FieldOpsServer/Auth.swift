@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import JWTKit
+import NIOCore
 import Streams
 import Synchronization
 
@@ -146,11 +147,14 @@ public struct FieldOpsRequestContext: RequestContext, WebSocketRequestContext {
     public var identityExpires: Date?
     /// Set when the request upgrades to `/v1/realtime`.
     public let webSocket: WebSocketHandlerReference<Self>
+    /// The connection, so a realtime socket that falls behind can be closed from outside.
+    let channel: any Channel
 
     public init(source: Source) {
         coreContext = .init(source: source)
         identity = nil
         webSocket = .init()
+        channel = source.channel
     }
 
     /// The caller; routes behind `BearerAuthentication` always have one.

@@ -301,6 +301,10 @@ final class RealtimeTests: Sendable {
             #expect(try await client.waitFor { $0["type"] == "live" }?["data"] == ["c1": ["status": "idle"]])
             #expect(try await client.request(["type": "set", "path": "/crews/c2/status", "value": "busy"])?["value"] == "busy")
             #expect(try await client.waitFor { $0["type"] == "live" && $0["path"] == "/c2/status" }?["data"] == "busy")
+            // A value larger than one frame arrives whole.
+            let notes = String(repeating: "storm front, ", count: 20_000)
+            #expect(try await api.call(.put, "/v1/live/crews/c3/notes", token: dispatcher, json: notes).status == .ok)
+            #expect(try await client.waitFor { $0["type"] == "live" && $0["path"] == "/c3/notes" }?["data"]?.stringValue == notes)
         }
     }
 

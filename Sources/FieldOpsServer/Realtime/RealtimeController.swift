@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import NIOWebSocket
+import NIOCore
 import ServiceLifecycle
 
 /// `GET /v1/realtime`: the WebSocket endpoint (protocol in `schemas/realtime.schema.json`).
@@ -39,7 +40,9 @@ struct RealtimeController {
     /// side by side until one ends; then close with a code the client can act on.
     private func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, context: FieldOpsRequestContext) async {
         guard let caller = context.identity else { return }
-        let listener = await services.hub.listener(channels: [], queueLimit: queueLimit)
+        // A socket that falls behind is closed at once: its writes may be stuck on a full socket.
+        let channel = context.channel
+        let listener = await services.hub.listener(channels: [], queueLimit: queueLimit, ticks: true) { channel.close(promise: nil) }
         let session: RealtimeSession
         do {
             session = try RealtimeSession(caller: caller, expires: context.identityExpires, outbound: outbound, services: services, listener: listener)
@@ -48,7 +51,6 @@ struct RealtimeController {
             services.hub.remove(listener)
             return
         }
-        let heartbeat = self.heartbeat
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -74,18 +76,6 @@ struct RealtimeController {
                     } catch {
                         services.logger.debug("realtime socket closed", metadata: ["error": "\(error)"])
                     }
-                }
-                group.addTask {
-                    // Wakes the session for expiry and access checks.
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: heartbeat)
-                        listener.tick()
-                    }
-                }
-                group.addTask {
-                    // A socket cut off for falling behind ends here even while a write to it
-                    // is stuck: cancelling the group cancels that write.
-                    await listener.waitUntilEnded()
                 }
                 await group.next()
                 group.cancelAll()

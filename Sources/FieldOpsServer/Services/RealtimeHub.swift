@@ -28,10 +28,16 @@ final class RealtimeHub: Sendable {
     private let state = Mutex(State())
     private let subscribed = Mutex(false)
     private let subscriber: Mutex<RedisSubscriber?> = Mutex(nil)
+    private let ticker: Mutex<Task<Void, Never>?> = Mutex(nil)
     private let configuration: RedisConfiguration
+    /// How often listeners that want ticks get one.
+    let tickInterval: Duration
 
-    init(redisURL: String) throws {
+    /// - Parameter tickInterval: the heartbeat of realtime sockets; one timer for the whole
+    ///   node rather than one per socket.
+    init(redisURL: String, tickInterval: Duration = .seconds(5)) throws {
         configuration = try RedisConfiguration(url: redisURL)
+        self.tickInterval = tickInterval
     }
 
     /// Makes sure the subscription is confirmed; the first listener starts it.
@@ -45,12 +51,28 @@ final class RealtimeHub: Sendable {
         }
         await subscriber.psubscribe([Self.pattern])
         subscribed.withLock { $0 = true }
+        ticker.withLock { ticker in
+            guard ticker == nil else { return }
+            ticker = Task { [weak self, tickInterval] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: tickInterval)
+                    guard let self else { return }
+                    let listeners = self.state.withLock { Array($0.all.values) }
+                    for listener in listeners where listener.ticks { listener.tick() }
+                }
+            }
+        }
     }
 
     /// A new listener on `channels`; more can be added later.
-    func listener(channels: [String], queueLimit: Int = HubListener.defaultQueueLimit) async -> HubListener {
+    /// - Parameters:
+    ///   - ticks: receive `.tick` every `tickInterval`.
+    ///   - onOverflow: runs (on the hub's thread) when the listener's queue overflows.
+    func listener(
+        channels: [String], queueLimit: Int = HubListener.defaultQueueLimit, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil
+    ) async -> HubListener {
         await subscribe()
-        let listener = HubListener(queueLimit: queueLimit)
+        let listener = HubListener(queueLimit: queueLimit, ticks: ticks, onOverflow: onOverflow)
         state.withLock { state in
             state.all[ObjectIdentifier(listener)] = listener
             for channel in channels { state.byChannel[channel, default: [:]][ObjectIdentifier(listener)] = listener }
@@ -84,6 +106,7 @@ final class RealtimeHub: Sendable {
     var listenerCount: Int { state.withLock { $0.all.count } }
 
     func close() {
+        ticker.withLock { $0?.cancel() }
         subscriber.withLock { $0?.close() }
         let listeners = state.withLock { state in
             defer { state = State() }
@@ -116,22 +139,20 @@ final class HubListener: Sendable {
 
     let events: AsyncStream<HubEvent>
     private let continuation: AsyncStream<HubEvent>.Continuation
-    /// Finishes when the listener ends, even while its owner is stuck writing to a stalled socket.
-    private let endSignal: AsyncStream<Void>
-    private let endContinuation: AsyncStream<Void>.Continuation
     private let queued = Atomic<Int>(0)
     private let overflow = Atomic<Bool>(false)
     let queueLimit: Int
+    /// Receives the hub's heartbeat ticks.
+    let ticks: Bool
+    /// Runs once on overflow: the owner may be stuck writing to a stalled socket, so the
+    /// listener cannot wait for it to notice.
+    private let overflowAction: (@Sendable () -> Void)?
 
-    init(queueLimit: Int) {
+    init(queueLimit: Int, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil) {
         self.queueLimit = queueLimit
+        self.ticks = ticks
+        self.overflowAction = onOverflow
         (events, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
-        (endSignal, endContinuation) = AsyncStream.makeStream()
-    }
-
-    /// Returns once the listener has ended (overflow, `finish`, the hub closing).
-    func waitUntilEnded() async {
-        for await _ in endSignal {}
     }
 
     var overflowed: Bool { overflow.load(ordering: .acquiring) }
@@ -140,8 +161,9 @@ final class HubListener: Sendable {
         guard !overflowed else { return }
         let total = queued.wrappingAdd(bytes, ordering: .relaxed).newValue
         if total > queueLimit {
-            overflow.store(true, ordering: .releasing)
+            guard !overflow.exchange(true, ordering: .acquiringAndReleasing) else { return }
             finish()
+            overflowAction?()
             return
         }
         continuation.yield(event)
@@ -159,7 +181,6 @@ final class HubListener: Sendable {
 
     func finish() {
         continuation.finish()
-        endContinuation.finish()
     }
 }
 

@@ -1,0 +1,323 @@
+import ArgumentParser
+import FieldOpsServer
+import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+import Redis
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Realtime fan-out: many WebSocket subscribers on one channel, messages published through the
+/// API, deliveries per second and publish→receive latency; server memory with idle sockets.
+struct FanoutBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fanout",
+        abstract: "WebSocket fan-out: deliveries/s and publish→receive latency with N subscribers; server RSS with idle sockets.",
+        discussion: """
+            Starts a private redis-server and `fieldops serve` as a separate process (so its memory
+            is measured alone), opens --subscribers WebSockets on one chat room, and posts chat
+            messages through the API at fixed rates. Latency runs from just before the POST to
+            the subscriber's receipt. Then it opens --idle connected sockets and reads the
+            server's RSS. Subscribers, publisher and server share the machine. Build in release
+            mode for real figures:
+
+              swift run -c release fieldops bench fanout
+              swift run -c release fieldops bench fanout --subscribers 500 --duration 10 --idle 2000
+            """
+    )
+
+    @Option(help: "WebSocket subscribers on the channel.") var subscribers = 1_000
+    @Option(help: "Seconds per phase.") var duration = 5
+    @Option(help: "Deliveries per second of the latency phase.") var latencyLoad = 50_000
+    @Option(help: "Messages per second of the throughput phases (comma-separated).") var rates = "100,200,400"
+    @Option(help: "Idle connected sockets for the memory measurement.") var idle = 10_000
+
+    func validate() throws {
+        guard (1...10_000).contains(subscribers), duration > 0, latencyLoad > 0, idle >= 0 else {
+            throw ValidationError("--subscribers 1-10000, --duration and --latency-load positive, --idle not negative")
+        }
+        guard !parsedRates.isEmpty else { throw ValidationError("--rates is a comma-separated list of positive numbers") }
+    }
+
+    private var parsedRates: [Int] { rates.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 } }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .error
+            return handler
+        }
+        let redis = try BenchRedis(url: nil)
+        defer { redis.close() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fieldops-bench-fanout-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        let server = try ServerProcess(storage: directory, redisURL: redis.url)
+        defer { server.stop() }
+        let token = try await server.token()
+        let publisher = try HTTPLoad.Connection(host: "127.0.0.1", port: server.port)
+        defer { publisher.close() }
+        let host = "127.0.0.1:\(server.port)"
+        let created = try publisher.exchange(HTTPLoad.request("POST", "/v1/rooms", host: host, token: token, json: #"{"roomId":"bench","name":"Fan-out"}"#))
+        guard created == 201 else { throw CommandFailure("creating the room answered \(created)") }
+        let baseline = server.residentMegabytes()
+        say("FieldOps fan-out benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(subscribers) subscribers on room:bench, \(duration) s per phase; server RSS \(Self.mb(baseline)) at start\n")
+
+        let receipts = Receipts()
+        say("Opening \(subscribers) subscribers…")
+        var sockets: [Subscriber] = []
+        for _ in 0..<subscribers {
+            sockets.append(Subscriber(port: server.port, token: token, channel: "room:bench", receipts: receipts))
+        }
+        try await waitFor("all subscriptions acknowledged", timeout: .seconds(120)) { receipts.acknowledged >= subscribers }
+        let withSubscribers = server.residentMegabytes()
+
+        var table = Table("PHASE", "PUBLISHED/S", "DELIVERIES/S", "P50", "P99", "MAX", "LOST")
+        let latencyRate = max(1, latencyLoad / subscribers)
+        for rate in [latencyRate] + parsedRates {
+            let result = try await phase(rate: rate, publisher: publisher, host: host, token: token, receipts: receipts)
+            let name = rate == latencyRate ? "≈\(latencyLoad) deliveries/s" : "\(rate) msg/s"
+            table.append(
+                name, String(format: "%.0f", result.publishRate), String(format: "%.0f", result.deliveryRate),
+                APIBench.ms(result.p50), APIBench.ms(result.p99), APIBench.ms(result.max), "\(result.lost)"
+            )
+        }
+        say("")
+        say(table.rendered)
+
+        say("\nOpening \(idle) idle sockets…")
+        let idleReceipts = Receipts()
+        var idleSockets: [Subscriber] = []
+        for index in 0..<idle {
+            idleSockets.append(Subscriber(port: server.port, token: token, channel: nil, receipts: idleReceipts))
+            if index % 500 == 499 { try await waitFor("idle sockets connected", timeout: .seconds(120)) { idleReceipts.welcomed >= index + 1 - 50 } }
+        }
+        try await waitFor("idle sockets connected", timeout: .seconds(120)) { idleReceipts.welcomed >= idle }
+        try await Task.sleep(for: .seconds(2))
+        let withIdle = server.residentMegabytes()
+        var memory = Table("SERVER MEMORY", "RSS", "TARGET")
+        memory.append("at start", Self.mb(baseline), "")
+        memory.append("with \(subscribers) subscribers", Self.mb(withSubscribers), "")
+        memory.append("with \(subscribers) subscribers + \(idle) idle sockets", Self.mb(withIdle), "≤ 200 MB at 10 000 idle")
+        say("")
+        say(memory.rendered)
+        say("""
+
+            Targets (2 cores, load generator on the same machine): ≥ 100 000 deliveries/s; p99 ≤ 20 ms at
+            50 000 deliveries/s; server RSS ≤ 200 MB with 10 000 idle connected sockets. Latency: from just
+            before the POST /v1/rooms/bench/messages to a subscriber's receipt of the event; LOST counts
+            deliveries still missing 5 s after the phase.
+            """)
+        (sockets + idleSockets).forEach { $0.close() }
+    }
+
+    struct PhaseResult {
+        var publishRate: Double
+        var deliveryRate: Double
+        var p50: Double
+        var p99: Double
+        var max: Double
+        var lost: Int
+    }
+
+    /// Posts `rate` messages per second for the phase's duration, then waits for the deliveries.
+    private func phase(rate: Int, publisher: HTTPLoad.Connection, host: String, token: String, receipts: Receipts) async throws -> PhaseResult {
+        receipts.reset()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let interval = Duration.seconds(1) / rate
+        var sent = 0
+        let total = rate * duration
+        while sent < total {
+            let due = start + interval * sent
+            if due > clock.now { try await Task.sleep(until: due, clock: clock) }
+            let stamp = DispatchTime.now().uptimeNanoseconds
+            let status = try publisher.exchange(HTTPLoad.request("POST", "/v1/rooms/bench/messages", host: host, token: token, json: #"{"text":"t=\#(stamp)"}"#))
+            guard status == 201 else { throw CommandFailure("posting a message answered \(status)") }
+            sent += 1
+        }
+        let publishing = (clock.now - start).secondsValue
+        let expected = total * subscribers
+        let deadline = clock.now + .seconds(5)
+        while receipts.received < expected, clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let (count, latencies, last) = receipts.snapshot()
+        let span = max(publishing, (last - start).secondsValue)
+        return PhaseResult(
+            publishRate: Double(total) / publishing,
+            deliveryRate: Double(count) / span,
+            p50: HTTPLoad.Result.percentile(latencies, 0.5), p99: HTTPLoad.Result.percentile(latencies, 0.99), max: latencies.max() ?? 0,
+            lost: expected - count
+        )
+    }
+
+    private func waitFor(_ what: String, timeout: Duration, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw CommandFailure("timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    static func mb(_ value: Double) -> String { String(format: "%.0f MB", value) }
+}
+
+/// What the subscribers saw: acknowledgements and each delivery's latency in milliseconds.
+private final class Receipts: Sendable {
+    private struct State {
+        var acknowledged = 0
+        var welcomed = 0
+        var latencies: [Double] = []
+        var last = ContinuousClock.now
+    }
+
+    private let state = Mutex(State())
+
+    var acknowledged: Int { state.withLock { $0.acknowledged } }
+    var welcomed: Int { state.withLock { $0.welcomed } }
+    var received: Int { state.withLock { $0.latencies.count } }
+
+    func welcome() { state.withLock { $0.welcomed += 1 } }
+    func acknowledge() { state.withLock { $0.acknowledged += 1 } }
+
+    func deliver(sentAt: UInt64) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let instant = ContinuousClock.now
+        state.withLock { state in
+            state.latencies.append(Double(now &- sentAt) / 1_000_000)
+            state.last = instant
+        }
+    }
+
+    func reset() {
+        state.withLock { state in
+            state.latencies.removeAll(keepingCapacity: true)
+        }
+    }
+
+    func snapshot() -> (Int, [Double], ContinuousClock.Instant) {
+        state.withLock { ($0.latencies.count, $0.latencies, $0.last) }
+    }
+}
+
+/// One WebSocket client: subscribes to `channel` (or stays idle) and notes each event's latency.
+private final class Subscriber: Sendable {
+    private let task: Task<Void, Never>
+    private let stop: AsyncStream<Void>.Continuation
+
+    init(port: Int, token: String, channel: String?, receipts: Receipts) {
+        let (stopped, stop) = AsyncStream<Void>.makeStream()
+        self.stop = stop
+        task = Task {
+            var headers = HTTPFields()
+            headers[.authorization] = "Bearer \(token)"
+            _ = try? await WebSocketClient.connect(
+                url: "ws://127.0.0.1:\(port)/v1/realtime", configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers),
+                logger: Logger(label: "fieldops.bench.fanout")
+            ) { inbound, outbound, _ in
+                if let channel { try await outbound.write(.text(#"{"type":"subscribe","channel":"\#(channel)"}"#)) }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await _ in stopped {}
+                        try await outbound.close(.normalClosure, reason: nil)
+                    }
+                    group.addTask {
+                        for try await message in inbound.messages(maxSize: 1 << 20) {
+                            guard case .text(let text) = message else { continue }
+                            Subscriber.note(text, receipts)
+                        }
+                    }
+                    try await group.next()
+                    group.cancelAll()
+                }
+            }
+        }
+    }
+
+    /// Reads the send time from `"text":"t=NANOSECONDS"` without parsing the whole message.
+    static func note(_ text: String, _ receipts: Receipts) {
+        let utf8 = text.utf8
+        if let range = text.range(of: "t=") {
+            var value: UInt64 = 0
+            for byte in utf8[range.upperBound...] {
+                guard byte >= 0x30, byte <= 0x39 else { break }
+                value = value * 10 + UInt64(byte - 0x30)
+            }
+            if value > 0 { receipts.deliver(sentAt: value); return }
+        }
+        if text.hasPrefix(#"{"type":"subscribed""#) || text.contains(#""type":"subscribed""#) {
+            receipts.acknowledge()
+        } else if text.contains(#""type":"welcome""#) {
+            receipts.welcome()
+        }
+    }
+
+    func close() {
+        stop.finish()
+    }
+}
+
+/// `fieldops serve` in a child process, on a free port, with its own storage.
+private final class ServerProcess: Sendable {
+    let port: Int
+    let storage: URL
+    private let process: Process
+
+    init(storage: URL, redisURL: String) throws {
+        port = try Self.freePort()
+        self.storage = storage
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        process.arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--storage", storage.path, "--redis-url", redisURL, "--rate-limit", "0"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            if let connection = try? HTTPLoad.Connection(host: "127.0.0.1", port: port) {
+                defer { connection.close() }
+                if (try? connection.exchange(HTTPLoad.request("GET", "/healthz", host: "127.0.0.1:\(port)"))) == 200 { break }
+            }
+            guard process.isRunning, ContinuousClock.now < deadline else { throw CommandFailure("fieldops serve did not start") }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    /// A dispatcher token signed with the server's secret (generated into its storage).
+    func token() async throws -> String {
+        try await TokenAuthority.load(storage: storage).mint(tenant: "bench", subject: "bench", role: .dispatcher)
+    }
+
+    /// The server's resident memory, from /proc.
+    func residentMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return 0 }
+        return kilobytes / 1_024
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    private static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw CommandFailure("no free port: \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
