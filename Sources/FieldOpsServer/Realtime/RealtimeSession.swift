@@ -2,9 +2,10 @@ import DocumentStore
 import Domain
 import Foundation
 import HummingbirdWebSocket
-import NIOWebSocket
 import LiveTree
 import Logging
+import NIOCore
+import NIOWebSocket
 import Streams
 
 /// One `/v1/realtime` socket: its subscriptions, what it has sent of each, and its presence.
@@ -34,11 +35,23 @@ actor RealtimeSession {
 
     private struct Subscription {
         let channel: RealtimeChannel
-        var epoch: String?
+        /// The pub/sub channel of its ephemeral messages.
+        let ephemeral: String
+        var epoch: String? {
+            didSet { renderKey = "ws:" + channel.name + "@" + (epoch ?? "") }
+        }
+        /// Sockets on the same channel and epoch share one rendering of each event.
+        private(set) var renderKey: String
         /// The last stream id this socket sent for the channel (or the head when it subscribed).
         var lastSent: String?
         var replaying = true
         var held: [HubMessage] = []
+
+        init(channel: RealtimeChannel, keys: StreamKeys) {
+            self.channel = channel
+            self.ephemeral = channel.ephemeralChannel(keys)
+            self.renderKey = "ws:" + channel.name + "@"
+        }
     }
 
     let caller: Identity
@@ -162,7 +175,7 @@ actor RealtimeSession {
             resume = nil
         }
         // Listen first, so nothing published from now on is missed; hold it until the replay is sent.
-        subscriptions[channel.name] = Subscription(channel: channel)
+        subscriptions[channel.name] = Subscription(channel: channel, keys: keys)
         for source in [channel.sourceChannel(keys), channel.ephemeralChannel(keys)] {
             routes[source, default: []].insert(channel.name)
             services.hub.add(listener, channel: source)
@@ -328,8 +341,8 @@ actor RealtimeSession {
     private func forward(_ message: HubMessage, to name: String) async throws {
         guard let subscription = subscriptions[name] else { return }
         let channel = subscription.channel
-        if message.channel == channel.ephemeralChannel(keys) {
-            try await sendText(message.text)
+        if message.channel == subscription.ephemeral {
+            try await sendShared(message.rendered("raw") { message.text })
             return
         }
         switch channel.source {
@@ -338,11 +351,11 @@ actor RealtimeSession {
                 for event in change.events(for: path) { try await sendLive(name, event) }
             }
         case .stream(let stream, _):
-            guard let event = Self.event(of: message, stream: stream, tenant: caller.tenant) else { return }
+            guard let event = message.event(stream: stream, tenant: caller.tenant) else { return }
             if event.id.isEmpty {
                 // A realtime-only write: no id, so nothing to resume to or deduplicate.
                 guard try await matches(event, channel) else { return }
-                try await sendText(message.rendered("ws:" + name) { Self.eventText(event, channel: name, epoch: "") })
+                try await sendShared(message.rendered(subscription.renderKey) { Self.eventText(event, channel: name, epoch: "") })
                 return
             }
             // Already sent by a replay, or older than where this subscription started.
@@ -351,7 +364,8 @@ actor RealtimeSession {
                 subscriptions[name]?.lastSent = event.id
                 return
             }
-            try await sendEvent(event, channel: name, epoch: subscription.epoch ?? "", shared: message)
+            try await sendShared(message.rendered(subscription.renderKey) { Self.eventText(event, channel: name, epoch: subscription.epoch ?? "") })
+            subscriptions[name]?.lastSent = event.id
         }
     }
 
@@ -406,21 +420,8 @@ actor RealtimeSession {
 
     // MARK: - Sending
 
-    static func event(of message: HubMessage, stream: String, tenant: String) -> StreamEvent? {
-        guard let value = try? JSONValue(jsonText: message.text), case .object(let object) = value else { return nil }
-        let id = object["id"]?.stringValue ?? ""
-        var fields: [(String, String)] = []
-        for (key, member) in object where key != "id" && key != "stream" {
-            guard let text = member.stringValue else { continue }
-            fields.append((key, text))
-        }
-        return try? StreamEvent(id: id, stream: stream, tenant: tenant, fields: fields)
-    }
-
-    private func sendEvent(_ event: StreamEvent, channel: String, epoch: String, shared: HubMessage? = nil) async throws {
-        let render = { Self.eventText(event, channel: channel, epoch: epoch) }
-        let text = shared.map { $0.rendered("ws:" + channel + "@" + epoch, render) } ?? render()
-        try await sendText(text)
+    private func sendEvent(_ event: StreamEvent, channel: String, epoch: String) async throws {
+        try await sendText(Self.eventText(event, channel: channel, epoch: epoch))
         if let last = subscriptions[channel]?.lastSent, !streamID(last, isLessThan: event.id) { return }
         subscriptions[channel]?.lastSent = event.id
     }
@@ -454,6 +455,16 @@ actor RealtimeSession {
 
     private func sendText(_ text: String) async throws {
         try await outbound.write(.text(text))
+    }
+
+    /// Bytes rendered once for every socket: written as one frame without a copy, unless too
+    /// large for one frame.
+    private func sendShared(_ bytes: ByteBuffer) async throws {
+        if bytes.readableBytes <= RealtimeController.maxInboundBytes {
+            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: bytes)))
+        } else {
+            try await outbound.write(.text(String(buffer: bytes)))
+        }
     }
 
     /// Whether `userID` is in the room, remembered until the next tick.

@@ -77,10 +77,10 @@ struct LiveEventStream: Sendable {
             switch event {
             case .message(let message):
                 listener.consumed(bytes: message.payload.count)
-                let text = message.rendered("sse:" + path.description) {
+                let bytes = message.rendered("sse:" + path.description) {
                     (LiveChange.decode(message: message.text) ?? []).flatMap { $0.events(for: path) }.map(Self.event).joined()
                 }
-                if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
+                if bytes.readableBytes > 0 { try await writer.write(bytes) }
             case .gap:
                 let fresh = try await tree.get(tenant: caller.tenant, path: path)
                 try await writer.write(ByteBuffer(string: Self.event(LiveChange(.put, path: .root, data: fresh))))

@@ -1,4 +1,7 @@
+import DocumentStore
+import NIOCore
 import Redis
+import Streams
 import Synchronization
 
 /// What a realtime listener receives.
@@ -185,11 +188,12 @@ final class HubListener: Sendable {
 }
 
 /// One published message, shared by every listener it goes to: what it decodes to and how it
-/// is rendered for a client channel are worked out once, not once per socket.
+/// is rendered for a client channel are worked out once, not once per socket, and the rendered
+/// bytes are shared by every socket's write.
 final class HubMessage: Sendable {
     let channel: String
     let payload: [UInt8]
-    private let rendered = Mutex<[String: String]>([:])
+    private let cache = Mutex<(event: StreamEvent??, rendered: [String: ByteBuffer])>((nil, [:]))
 
     init(channel: String, payload: [UInt8]) {
         self.channel = channel
@@ -198,11 +202,30 @@ final class HubMessage: Sendable {
 
     var text: String { String(decoding: payload, as: UTF8.self) }
 
+    /// The stream entry the message carries (`id` empty for a realtime-only write), decoded once.
+    func event(stream: String, tenant: String) -> StreamEvent? {
+        if let cached = cache.withLock({ $0.event }) { return cached }
+        let decoded = Self.decode(text, stream: stream, tenant: tenant)
+        cache.withLock { $0.event = .some(decoded) }
+        return decoded
+    }
+
     /// `render()`'s result for `key`, computed by the first caller only.
-    func rendered(_ key: String, _ render: () -> String) -> String {
-        if let hit = rendered.withLock({ $0[key] }) { return hit }
-        let text = render()
-        rendered.withLock { $0[key] = text }
-        return text
+    func rendered(_ key: String, _ render: () -> String) -> ByteBuffer {
+        if let hit = cache.withLock({ $0.rendered[key] }) { return hit }
+        let buffer = ByteBuffer(string: render())
+        cache.withLock { $0.rendered[key] = buffer }
+        return buffer
+    }
+
+    private static func decode(_ text: String, stream: String, tenant: String) -> StreamEvent? {
+        guard let value = try? JSONValue(jsonText: text), case .object(let object) = value else { return nil }
+        let id = object["id"]?.stringValue ?? ""
+        var fields: [(String, String)] = []
+        for (key, member) in object where key != "id" && key != "stream" {
+            guard let text = member.stringValue else { continue }
+            fields.append((key, text))
+        }
+        return try? StreamEvent(id: id, stream: stream, tenant: tenant, fields: fields)
     }
 }
