@@ -237,18 +237,28 @@ private final class Subscriber: Sendable {
         }
     }
 
-    /// Reads the send time from `"text":"t=NANOSECONDS"` without parsing the whole message.
+    /// Reads the send times from `"text":"t=NANOSECONDS"` without parsing the message (which
+    /// may hold several events, one per line).
     static func note(_ text: String, _ receipts: Receipts) {
         let utf8 = text.utf8
-        if let range = text.range(of: "t=") {
+        var found = false
+        var search = text.startIndex
+        while let range = text.range(of: #""text":"t="#, range: search..<text.endIndex) {
             var value: UInt64 = 0
+            var end = range.upperBound
             for byte in utf8[range.upperBound...] {
                 guard byte >= 0x30, byte <= 0x39 else { break }
                 value = value * 10 + UInt64(byte - 0x30)
+                end = utf8.index(after: end)
             }
-            if value > 0 { receipts.deliver(sentAt: value); return }
+            if value > 0 {
+                receipts.deliver(sentAt: value)
+                found = true
+            }
+            search = end
         }
-        if text.hasPrefix(#"{"type":"subscribed""#) || text.contains(#""type":"subscribed""#) {
+        if found { return }
+        if text.contains(#""type":"subscribed""#) {
             receipts.acknowledge()
         } else if text.contains(#""type":"welcome""#) {
             receipts.welcome()

@@ -41,8 +41,10 @@ final class RealtimeTestClient: Sendable {
                             return
                         }
                         for try await message in inbound.messages(maxSize: 1 << 22) {
-                            guard case .text(let text) = message, let value = try? JSONValue(jsonText: text) else { continue }
-                            inbox.state.withLock { $0.messages.append(value) }
+                            // One WebSocket message may carry several, one JSON object per line.
+                            guard case .text(let text) = message else { continue }
+                            let values = text.split(separator: "\n").compactMap { try? JSONValue(jsonText: String($0)) }
+                            inbox.state.withLock { $0.messages.append(contentsOf: values) }
                         }
                     }
                     try await group.next()

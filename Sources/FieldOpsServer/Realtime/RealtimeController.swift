@@ -54,9 +54,9 @@ struct RealtimeController {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await event in listener.events {
+                    while let events = await listener.next() {
                         do {
-                            guard try await session.deliver(event) else { return }
+                            guard try await session.deliver(events) else { return }
                         } catch {
                             // The socket is gone (or Redis failed mid-replay): the client resumes.
                             services.logger.debug("realtime socket ends", metadata: ["error": "\(error)"])

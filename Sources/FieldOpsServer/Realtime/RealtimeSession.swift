@@ -68,6 +68,8 @@ actor RealtimeSession {
     private var onDisconnect: [LivePath: JSONValue] = [:]
     private var roomMembership: [String: Bool] = [:]
     private(set) var closeCode: WebSocketErrorCode?
+    /// Messages rendered for every socket, waiting for `flush`.
+    private var outbox: [ByteBuffer] = []
 
     init(caller: Identity, expires: Date?, outbound: WebSocketOutboundWriter, services: Services, listener: HubListener) throws {
         self.caller = caller
@@ -234,6 +236,7 @@ actor RealtimeSession {
             for message in held { try await forward(message, to: name) }
         }
         subscriptions[name]?.replaying = false
+        try await flush()
     }
 
     private func unsubscribe(_ message: JSONValue, _ requestID: JSONValue) async throws {
@@ -307,8 +310,20 @@ actor RealtimeSession {
 
     // MARK: - Hub events
 
-    /// Handles one event of the hub; returns false when the socket should close.
-    func deliver(_ event: HubEvent) async throws -> Bool {
+    /// Handles the hub events waiting for this socket, sending what they produce in as few
+    /// writes as possible; returns false when the socket should close.
+    func deliver(_ events: [HubEvent]) async throws -> Bool {
+        for event in events {
+            guard try await deliver(event) else {
+                try await flush()
+                return false
+            }
+        }
+        try await flush()
+        return true
+    }
+
+    private func deliver(_ event: HubEvent) async throws -> Bool {
         switch event {
         case .message(let message):
             defer { listener.consumed(bytes: message.payload.count) }
@@ -453,13 +468,39 @@ actor RealtimeSession {
         try await sendText(message.jsonText)
     }
 
+    /// Sends `text` after whatever is queued, keeping the order.
     private func sendText(_ text: String) async throws {
+        try await flush()
         try await outbound.write(.text(text))
     }
 
-    /// Bytes rendered once for every socket: written as one frame without a copy, unless too
-    /// large for one frame.
+    /// Queues bytes rendered once for every socket; `flush` sends them.
     private func sendShared(_ bytes: ByteBuffer) async throws {
+        outbox.append(bytes)
+    }
+
+    /// Sends the queued messages. Several go as one WebSocket message of newline-separated JSON
+    /// objects (up to 64 KiB): a socket that has fallen a little behind catches up with one
+    /// write instead of one per event (`schemas/realtime.schema.json`).
+    private func flush() async throws {
+        guard !outbox.isEmpty else { return }
+        let queued = outbox
+        outbox = []
+        let limit = RealtimeController.maxInboundBytes
+        var batch = ByteBuffer()
+        for item in queued {
+            if batch.readableBytes > 0, batch.readableBytes + 1 + item.readableBytes > limit {
+                try await write(batch)
+                batch = ByteBuffer()
+            }
+            if batch.readableBytes > 0 { batch.writeInteger(UInt8(ascii: "\n")) }
+            batch.writeImmutableBuffer(item)
+        }
+        try await write(batch)
+    }
+
+    /// One message: a single frame without copying when it fits one, else fragmented.
+    private func write(_ bytes: ByteBuffer) async throws {
         if bytes.readableBytes <= RealtimeController.maxInboundBytes {
             try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: bytes)))
         } else {

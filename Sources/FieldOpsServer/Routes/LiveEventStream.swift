@@ -73,7 +73,8 @@ struct LiveEventStream: Sendable {
     private static func forward(
         _ listener: HubListener, to writer: inout any ResponseBodyWriter, caller: Identity, path: LivePath, expires: Date?, tree: LiveTree, access: LiveAccess
     ) async throws {
-        stream: for await event in listener.events {
+        stream: while let batch = await listener.next() {
+            for event in batch {
             switch event {
             case .message(let message):
                 listener.consumed(bytes: message.payload.count)
@@ -94,6 +95,7 @@ struct LiveEventStream: Sendable {
                     break stream
                 }
                 try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+            }
             }
         }
         // A reader too slow for its queue simply loses the stream; EventSource reconnects

@@ -134,31 +134,55 @@ final class RealtimeHub: Sendable {
 
 /// One socket's view of the hub: its events in order, with a bounded queue.
 ///
-/// The owner reads `events` and calls `consumed(bytes:)` once it has sent a message on; when
-/// more than `queueLimit` bytes wait, the listener overflows: its stream ends and `overflowed`
-/// is true, so the owner closes the socket with a distinct code and the client resumes later.
+/// The owner takes everything waiting at once with `next()` (so a busy socket sends several
+/// events per write) and calls `consumed(bytes:)` once it has sent a message on; when more than
+/// `queueLimit` bytes wait, the listener overflows: `next()` ends, `overflowed` is true, and
+/// `onOverflow` runs so the owner's socket is closed even if a write to it is stuck.
 final class HubListener: Sendable {
     static let defaultQueueLimit = 1 << 20
 
-    let events: AsyncStream<HubEvent>
-    private let continuation: AsyncStream<HubEvent>.Continuation
+    private struct State {
+        var pending: [HubEvent] = []
+        var waiter: CheckedContinuation<[HubEvent]?, Never>?
+        var finished = false
+    }
+
+    private let state = Mutex(State())
     private let queued = Atomic<Int>(0)
     private let overflow = Atomic<Bool>(false)
     let queueLimit: Int
     /// Receives the hub's heartbeat ticks.
     let ticks: Bool
-    /// Runs once on overflow: the owner may be stuck writing to a stalled socket, so the
-    /// listener cannot wait for it to notice.
     private let overflowAction: (@Sendable () -> Void)?
 
     init(queueLimit: Int, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil) {
         self.queueLimit = queueLimit
         self.ticks = ticks
         self.overflowAction = onOverflow
-        (events, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
     }
 
     var overflowed: Bool { overflow.load(ordering: .acquiring) }
+
+    /// Every event waiting, in order, after waiting for one if none is; `nil` once the listener
+    /// has ended (or the calling task is cancelled) and nothing is left.
+    func next() async -> [HubEvent]? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<[HubEvent]?, Never>) in
+                let ready = state.withLock { state -> [HubEvent]?? in
+                    if !state.pending.isEmpty {
+                        defer { state.pending = [] }
+                        return .some(state.pending)
+                    }
+                    if state.finished || Task.isCancelled { return .some(nil) }
+                    state.waiter = continuation
+                    return .none
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            finish()
+        }
+    }
 
     func deliver(_ event: HubEvent, bytes: Int) {
         guard !overflowed else { return }
@@ -169,7 +193,7 @@ final class HubListener: Sendable {
             overflowAction?()
             return
         }
-        continuation.yield(event)
+        enqueue(event)
     }
 
     /// The owner sent on a message of `bytes`.
@@ -179,11 +203,30 @@ final class HubListener: Sendable {
 
     /// Wakes the owner with `.tick` (does not count against the queue).
     func tick() {
-        continuation.yield(.tick)
+        enqueue(.tick)
     }
 
+    /// Ends the listener: `next()` returns what is left, then `nil`.
     func finish() {
-        continuation.finish()
+        let waiter = state.withLock { state -> CheckedContinuation<[HubEvent]?, Never>? in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    private func enqueue(_ event: HubEvent) {
+        let waiter = state.withLock { state -> CheckedContinuation<[HubEvent]?, Never>? in
+            guard !state.finished else { return nil }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.pending.append(event)
+            return nil
+        }
+        waiter?.resume(returning: [event])
     }
 }
 
