@@ -1,5 +1,8 @@
 import DocumentStore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HTTPTypes
 import HummingbirdWSClient
 import Logging
@@ -102,5 +105,47 @@ final class RealtimeTestClient: Sendable {
         message["id"] = .string(id)
         send(.object(message))
         return try await waitFor(timeout: timeout) { $0["id"]?.stringValue == id }
+    }
+}
+
+/// A WebSocket client reduced to a TCP socket: it upgrades, can send one text frame, and
+/// otherwise never reads or answers a ping — a client that vanished without closing.
+final class RawWebSocket: Sendable {
+    private let fd: Int32
+
+    init(port: Int, token: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+        try write(Array((
+            "GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer \(token)\r\n\r\n"
+        ).utf8))
+        // Read the 101 answer (and perhaps the welcome), then never read again.
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0, String(decoding: buffer[..<count], as: UTF8.self).hasPrefix("HTTP/1.1 101") else { throw POSIXError(.EPROTO) }
+    }
+
+    /// One masked text frame, as a client must send.
+    func send(_ text: String) throws {
+        let payload = Array(text.utf8)
+        precondition(payload.count < 126)
+        let mask: [UInt8] = [1, 2, 3, 4]
+        try write([0x81, 0x80 | UInt8(payload.count)] + mask + payload.enumerated().map { $0.element ^ mask[$0.offset % 4] })
+    }
+
+    private func write(_ bytes: [UInt8]) throws {
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw POSIXError(.EIO) }
+    }
+
+    func close() {
+        Glibc.close(fd)
     }
 }
