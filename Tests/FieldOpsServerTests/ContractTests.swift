@@ -116,6 +116,8 @@ final class ContractTests: Sendable {
             let message = ["roomId": "ops", "messageId": posted.resource("message")["messageId"] as? String ?? ""]
             try await self.hit(api, .patch, "/v1/rooms/{roomId}/messages/{messageId}", message, query: "?wait=true", token: w, json: ["text": "On site now"], expect: .ok)
             try await self.hit(api, .get, "/v1/rooms/{roomId}/messages", room, token: w, expect: .ok)
+            try await self.hit(api, .post, "/v1/rooms/{roomId}/messages", room, query: "?delivery=realtime", token: w, json: ["text": "typing…"], expect: .accepted)
+            try await self.hit(api, .post, "/v1/workers/{workerId}/locations", worker, query: "?delivery=realtime", token: w, json: ["lat": 52.5, "lon": 13.4], expect: .accepted)
             try await self.hit(api, .delete, "/v1/rooms/{roomId}/messages/{messageId}", message, token: d, expect: .ok)
             try await self.hit(api, .get, "/v1/rooms", token: w, expect: .ok)
             try await self.hit(api, .get, "/v1/rooms/{roomId}", room, token: w, expect: .ok)

@@ -238,6 +238,17 @@ final class RealtimeTests: Sendable {
             #expect(client.events("worker:w-1").last?["id"]?.stringValue == both["streamId"] as? String)
             #expect(client.events("worker:w-1").allSatisfy { $0["payload"]?["lat"] != 2 })
             #expect(try await api.call(.post, "/v1/workers/w-1/locations?delivery=sometimes", token: dispatcher, json: ["lat": 3, "lon": 3]).status == .badRequest)
+
+            // Chat: "on my way" as a realtime-only message reaches the room and leaves no trace.
+            try await Self.makeRoom(api, dispatcher)
+            #expect(try await client.request(["type": "subscribe", "channel": "room:ops"])?["type"] == "subscribed")
+            let quick = try await api.call(.post, "/v1/rooms/ops/messages?delivery=realtime", token: dispatcher, json: ["text": "on my way"])
+            #expect(quick.status == .accepted)
+            #expect(try await client.waitFor { $0["channel"] == "room:ops" && $0["type"] == "event" }?["payload"]?["text"] == "on my way")
+            #expect(try await api.call(.get, "/v1/rooms/ops/messages", token: dispatcher).list("messages").isEmpty)
+            #expect(try await api.call(.get, "/v1/live/rooms/ops/lastMessage", token: dispatcher).json is NSNull)
+            let chat = try redis.command("XRANGE", "tenant:{acme}:stream:chat:ops", "-", "+").array ?? []
+            #expect(chat.count == 1)
         }
     }
 

@@ -131,6 +131,7 @@ struct ChatController {
         var conditions: [EventWriter.Condition] = [.init(path: Self.namePath(roomID), .exists)]
         if !caller.seesWholeTenant { conditions.append(.init(path: Self.memberPath(roomID, caller.subject), .exists)) }
         let preview: JSONValue = ["messageId": .string(messageID), "senderId": .string(caller.subject), "text": .string(String(text.prefix(200)))]
+        let delivery = try request.delivery()
         let written = try await writes.record(.init(
             tenant: caller.tenant, stream: StreamNames.chat(roomID),
             events: [.init(
@@ -139,9 +140,16 @@ struct ChatController {
                 routing: [("roomId", roomID), ("senderId", caller.subject), ("messageId", messageID)]
             )],
             conditions: conditions,
-            liveWrites: [.set(path: Self.lastMessagePath(roomID), json: preview.jsonText)],
-            idempotencyKey: try request.idempotencyKey()
+            // A realtime-only message is not kept anywhere, not even as the room's last message.
+            liveWrites: delivery == .realtime ? [] : [.set(path: Self.lastMessagePath(roomID), json: preview.jsonText)],
+            idempotencyKey: try request.idempotencyKey(), delivery: delivery
         )) { _, _ in APIError.notFound("room \(roomID)") }
+        if delivery == .realtime {
+            var message = preview.objectValue ?? [:]
+            message["roomId"] = .string(roomID)
+            message["text"] = .string(text)
+            return Response.json(["delivery": "realtime", "message": .object(message)], status: .accepted)
+        }
         return try await writes.reply(written, "message", from: "messages", id: written.id("messageId", made: messageID), request: request, created: true)
     }
 

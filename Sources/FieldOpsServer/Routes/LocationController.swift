@@ -78,7 +78,7 @@ struct LocationController {
             throw APIError.forbidden("a worker reports only its own position")
         }
         let body = try await request.decodeJSON(ReportBody.self)
-        let delivery = try Self.delivery(request)
+        let delivery = try request.delivery()
         let written = try await record(
             body.positions, tenant: caller.tenant, workerID: workerID, deviceID: nil, idempotencyKey: try request.idempotencyKey(), delivery: delivery
         )
@@ -125,15 +125,6 @@ struct LocationController {
         )) { _, _ in TaskController.inactiveWorker(workerID) }
     }
 
-    /// `?delivery=both` (default: stored and published), `persist` (stored, not published live)
-    /// or `realtime` (published live and kept as the live location, never stored).
-    static func delivery(_ request: Request) throws -> EventWriter.Delivery {
-        guard let text = request.uri.queryParameters.get("delivery") else { return .both }
-        guard let delivery = EventWriter.Delivery(rawValue: text) else {
-            throw APIError.invalid("delivery", "is one of both, persist, realtime")
-        }
-        return delivery
-    }
 
     /// The recorded time of a valid position, in milliseconds.
     static func validate(_ position: Position, field: String, now: Int64) throws -> Int64 {

@@ -2,6 +2,7 @@ import DocumentStore
 import Domain
 import Foundation
 import Hummingbird
+import Streams
 
 /// Reading route and query parameters with clear 400s.
 extension Request {
@@ -69,4 +70,17 @@ func pageResponse(_ page: QueryPage, name: String) -> Response {
         name: .array(page.documents.map(\.resource)),
         "nextCursor": page.nextCursor.map { .string($0.token) } ?? .null,
     ])
+}
+
+extension Request {
+    /// `?delivery=both` (default: stored and published live), `persist` (stored, not published
+    /// live) or `realtime` (published live without an id, never stored) — the hybrid pattern,
+    /// for the writes that offer it (location reports, chat messages).
+    func delivery() throws -> EventWriter.Delivery {
+        guard let text = uri.queryParameters.get("delivery") else { return .both }
+        guard let delivery = EventWriter.Delivery(rawValue: text) else {
+            throw APIError.invalid("delivery", "is one of both, persist, realtime")
+        }
+        return delivery
+    }
 }
