@@ -70,7 +70,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     IngestController(locations: LocationController(writes: writes), devices: devices, rateLimiter: dependencies.rateLimiter).addRoutes(to: router.group("v1/ingest"))
     router.get("metrics") { _, _ -> Response in
         var buffer = ByteBuffer()
-        buffer.writeBytes(await dependencies.metrics.render(dependencies.redis))
+        buffer.writeBytes(await dependencies.metrics.render(dependencies.redis, hub: dependencies.hub))
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: buffer))
     }
     let api = router.group("v1")

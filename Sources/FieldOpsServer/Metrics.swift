@@ -41,7 +41,10 @@ public final class ServerMetrics: Sendable {
     }
 
     /// Refreshes the stream gauges from Redis and renders everything.
-    func render(_ pool: RedisConnectionPool) async -> [UInt8] {
+    func render(_ pool: RedisConnectionPool, hub: RealtimeHub) async -> [UInt8] {
+        registry.makeGauge(name: "fieldops_realtime_listeners", help: "WebSockets and event streams open on this node").set(to: Double(hub.listenerCount))
+        registry.makeGauge(name: "fieldops_realtime_cut_off", help: "Sockets and streams closed for falling behind their 1 MiB queue, since start")
+            .set(to: Double(hub.overflowCount))
         if let streams = try? await pool.withConnection({ try Self.streamFigures($0) }) {
             for figure in streams {
                 let labels = [("tenant", figure.tenant), ("stream", figure.stream)]

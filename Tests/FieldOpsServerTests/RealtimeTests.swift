@@ -1,6 +1,7 @@
 import DocumentStore
 import FieldOpsServer
 import Foundation
+import NIOCore
 import NIOWebSocket
 import Redis
 import Synchronization
@@ -392,6 +393,12 @@ final class RealtimeTests: Sendable {
             #expect(try await eventually(timeout: .seconds(15)) {
                 (try await api.call(.get, "/v1/live/presence/w-1/connections", token: dispatcher).object.count) == 0
             })
+            // Operators see it: one socket cut off, the reader still connected.
+            try await api.client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("fieldops_realtime_cut_off 1"), "\(text)")
+                #expect(text.contains("fieldops_realtime_listeners 1"))
+            }
         }
     }
 }

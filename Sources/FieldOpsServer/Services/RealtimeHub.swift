@@ -75,7 +75,10 @@ final class RealtimeHub: Sendable {
         channels: [String], queueLimit: Int = HubListener.defaultQueueLimit, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil
     ) async -> HubListener {
         await subscribe()
-        let listener = HubListener(queueLimit: queueLimit, ticks: ticks, onOverflow: onOverflow)
+        let listener = HubListener(queueLimit: queueLimit, ticks: ticks) { [weak self] in
+            self?.overflows.wrappingAdd(1, ordering: .relaxed)
+            onOverflow?()
+        }
         state.withLock { state in
             state.all[ObjectIdentifier(listener)] = listener
             for channel in channels { state.byChannel[channel, default: [:]][ObjectIdentifier(listener)] = listener }
@@ -106,7 +109,11 @@ final class RealtimeHub: Sendable {
         listener.finish()
     }
 
+    /// Sockets and event streams listening on this node.
     var listenerCount: Int { state.withLock { $0.all.count } }
+    /// Listeners cut off since start for falling behind their queue.
+    var overflowCount: Int { overflows.load(ordering: .relaxed) }
+    private let overflows = Atomic<Int>(0)
 
     func close() {
         ticker.withLock { $0?.cancel() }
