@@ -60,6 +60,9 @@ struct ShutdownTests {
         // An event stream never ends by itself: the shutdown ends it rather than wait for it.
         let stream = EventStreamClient(port: port, path: "/v1/live/presence", token: token)
         #expect(try await stream.waitFor { $0.name == "put" } != nil)
+        // So does a realtime socket, which is told the server is going away.
+        let socket = RealtimeTestClient(port: port, token: token)
+        #expect(try await socket.request(["type": "subscribe", "channel": "tasks"])?["type"] == "subscribed")
         // A request that blocks for 1.5 s is in flight when the shutdown begins: it is answered.
         let inFlight = Task { try await Self.send("POST", base + "/v1/streams/workers/groups/audit/read", token: token, json: #"{"consumer":"a-1","blockMs":1500}"#) }
         try await Task.sleep(for: .milliseconds(300))
@@ -70,6 +73,9 @@ struct ShutdownTests {
         try await running.value
         #expect(ContinuousClock.now - started < .seconds(10))
         #expect(try await eventually { stream.ended })
+        #expect(try await eventually { socket.ended })
+        // A close handshake, not a dropped connection (the WebSocket library closes with 1000).
+        #expect(socket.closeCode == .normalClosure || socket.closeCode == .goingAway)
         // Nothing accepts connections any more, the embedded Redis is stopped…
         #expect((try? await Self.send("GET", base + "/healthz")) == nil)
         #expect(!supervisor.server.isRunning)

@@ -36,8 +36,8 @@ struct RealtimeController {
         }
     }
 
-    /// The socket's life: greet, then hub events, client messages and the heartbeat ticker run
-    /// side by side until one ends; then close with a code the client can act on.
+    /// The socket's life: greet, then hub events and client messages side by side until either
+    /// ends, closing with a code the client can act on when the server ends it.
     private func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, context: FieldOpsRequestContext) async {
         guard let caller = context.identity else { return }
         // A socket that falls behind is closed at once: its writes may be stuck on a full socket.
@@ -51,38 +51,47 @@ struct RealtimeController {
             services.hub.remove(listener)
             return
         }
+        // Two loops per socket: hub events in a child task, client messages in this one (each
+        // task a socket keeps costs memory: its async frames stay allocated while it waits).
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     while let events = await listener.next() {
                         do {
-                            guard try await session.deliver(events) else { return }
+                            guard try await session.deliver(events) else { break }
                         } catch {
                             // The socket is gone (or Redis failed mid-replay): the client resumes.
                             services.logger.debug("realtime socket ends", metadata: ["error": "\(error)"])
-                            return
+                            break
                         }
                     }
+                    // Ended from the server's side (cut off, token expired, shutdown) unless the
+                    // client left first: close the socket, which ends the loop below too.
+                    guard !Task.isCancelled else { return }
+                    await Self.close(outbound, channel: channel, listener: listener, session: session)
                 }
-                group.addTask {
-                    do {
-                        for try await message in inbound.messages(maxSize: Self.maxInboundBytes) {
-                            guard case .text(let text) = message else {
-                                try await session.handle("binary")
-                                continue
-                            }
-                            try await session.handle(text)
+                do {
+                    for try await message in inbound.messages(maxSize: Self.maxInboundBytes) {
+                        guard case .text(let text) = message else {
+                            try await session.handle("binary")
+                            continue
                         }
-                    } catch {
-                        services.logger.debug("realtime socket closed", metadata: ["error": "\(error)"])
+                        try await session.handle(text)
                     }
+                } catch {
+                    services.logger.debug("realtime socket closed", metadata: ["error": "\(error)"])
                 }
-                await group.next()
                 group.cancelAll()
             }
         } onGracefulShutdown: {
             listener.finish()
         }
+        await session.finish()
+    }
+
+    /// Closes with a code the client can act on; the connection goes within seconds even if
+    /// the client never answers the close.
+    private static func close(_ outbound: WebSocketOutboundWriter, channel: any Channel, listener: HubListener, session: RealtimeSession) async {
         let code: WebSocketErrorCode
         let reason: String
         if listener.overflowed {
@@ -92,12 +101,7 @@ struct RealtimeController {
         } else {
             (code, reason) = (RealtimeSession.CloseCode.goingAway, "closing")
         }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await outbound.close(code, reason: reason) }
-            group.addTask { try? await Task.sleep(for: .seconds(1)) }
-            await group.next()
-            group.cancelAll()
-        }
-        await session.finish()
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        try? await outbound.close(code, reason: reason)
     }
 }
