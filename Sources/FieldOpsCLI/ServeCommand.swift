@@ -88,6 +88,12 @@ struct ServeCommand: AsyncParsableCommand {
         let authority = try await TokenAuthority.load(storage: configuration.storage)
         let dependencies = try ServerDependencies(redisURL: url, store: store, projector: projector, authority: authority, configuration: configuration)
         services.append(NotifierService(dependencies: dependencies, logger: logger))
+        do {
+            let cleared = try await dependencies.clearPresenceLeftBehind()
+            if cleared > 0 { logger.notice("cleared presence left by this node's last run", metadata: ["connections": "\(cleared)"]) }
+        } catch {
+            logger.warning("could not clear presence left by this node's last run", metadata: ["error": "\(error)"])
+        }
         let app = buildApplication(dependencies, services: services, logger: logger)
         let base = "http://\(configuration.host):\(configuration.port)"
         logger.notice("FieldOps listening on \(base)")

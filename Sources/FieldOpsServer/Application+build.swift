@@ -41,6 +41,13 @@ public struct ServerDependencies: Sendable {
         self.hub = try RealtimeHub(redisURL: redisURL, tickInterval: configuration.heartbeat)
     }
 
+    /// Removes the `/presence` connections this node (by its name) left behind when it last
+    /// stopped without closing them; call at start, before serving.
+    /// - Returns: how many were removed.
+    public func clearPresenceLeftBehind() async throws -> Int {
+        try await PresenceSweeper.clearConnections(of: configuration.nodeName, tree: tree, writer: writer)
+    }
+
     /// Closes the connections of the live tree and the hub.
     public func close() {
         hub.close()

@@ -3,6 +3,7 @@ import FieldOpsServer
 import Foundation
 import NIOCore
 import NIOWebSocket
+import LiveTree
 import Redis
 import Synchronization
 import Testing
@@ -360,6 +361,24 @@ final class RealtimeTests: Sendable {
             #expect(ContinuousClock.now - started < .seconds(5))
             #expect(try await api.call(.get, "/v1/live/presence/w-1", token: dispatcher)["connections"] == nil)
         }
+    }
+
+    @Test func aRestartedNodeClearsThePresenceItLeftBehind() async throws {
+        let tree = fixture.dependencies.tree
+        let node = fixture.dependencies.configuration.nodeName
+        for tenant in ["acme", "globex"] {
+            try await tree.set(tenant: tenant, path: LivePath("/presence/w-1/connections/conn-old"), value: ["node": .string(node)])
+            try await tree.set(tenant: tenant, path: LivePath("/presence/w-1/connections/conn-other"), value: ["node": "another-node"])
+            try await tree.set(tenant: tenant, path: LivePath("/presence/w-2/connections/conn-old2"), value: ["node": .string(node)])
+        }
+        #expect(try await fixture.dependencies.clearPresenceLeftBehind() == 4)
+        for tenant in ["acme", "globex"] {
+            let presence = try await tree.get(tenant: tenant, path: LivePath("/presence"))
+            #expect(presence["w-1"]?["connections"] == ["conn-other": ["node": "another-node"]])
+            #expect(presence["w-2"]?["connections"] == nil)
+            #expect(presence["w-2"]?["lastSeen"]?.doubleValue != nil)
+        }
+        #expect(try await fixture.dependencies.clearPresenceLeftBehind() == 0)
     }
 
     @Test func aStalledReaderIsCutOffWhileOthersStayOnTime() async throws {
