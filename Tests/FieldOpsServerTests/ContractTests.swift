@@ -175,16 +175,22 @@ final class ContractTests: Sendable {
         try (samples.withLock { $0 }.joined(separator: "\n") + "\n").write(to: responses, atomically: true, encoding: .utf8)
         try (try streamEntries().joined(separator: "\n") + "\n").write(to: entries, atomically: true, encoding: .utf8)
 
+        let (status, text) = try Self.runScript("check-contract.py", responses.path, entries.path)
+        #expect(status == 0, "\(text)")
+    }
+
+    /// Runs `scripts/NAME` with python3; its exit status and everything it printed.
+    static func runScript(_ name: String, _ arguments: String...) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.root.appendingPathComponent("scripts/check-contract.py").path, responses.path, entries.path]
+        process.arguments = ["python3", root.appendingPathComponent("scripts/" + name).path] + arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(text)")
+        return (process.terminationStatus, text)
     }
 
     /// Every entry of the tenant's streams, as the checker reads them.

@@ -291,16 +291,8 @@ final class RealtimeTests: Sendable {
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("fieldops-realtime-\(UUID().uuidString.prefix(8)).jsonl")
             defer { try? FileManager.default.removeItem(at: file) }
             try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", ContractTests.root.appendingPathComponent("scripts/check-realtime.py").path, file.path]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "\(text)")
+            let (status, text) = try ContractTests.runScript("check-realtime.py", file.path)
+            #expect(status == 0, "\(text)")
         }
     }
 
