@@ -84,8 +84,7 @@ public final class LiveTree: Sendable {
     /// - Returns: the value as stored, server values resolved.
     @discardableResult
     public func set(tenant: String, path: LivePath, value: JSONValue) async throws(StreamError) -> JSONValue {
-        let resolved = try await write(tenant: tenant, puts: [(path, value)], change: (.put, path, value))
-        return resolved
+        try await write(tenant: tenant, puts: [(path, value)], change: (.put, path, value))
     }
 
     /// Sets several paths below `path` at once (Firebase's multi-path update): each key of

@@ -204,9 +204,7 @@ actor RealtimeSession {
         var missed: [StreamEvent] = []
         let head: StreamResume.Head
         if let resume {
-            let (current, outcome) = try await services.writer.withConnection { connection in
-                try StreamResume.resume(connection, keys: keys, stream: stream, after: resume.lastID, epoch: resume.epoch)
-            }
+            let (current, outcome) = try await self.resume(stream, after: resume.lastID, epoch: resume.epoch)
             head = current
             switch outcome {
             case .complete(let events):
@@ -227,6 +225,14 @@ actor RealtimeSession {
         subscriptions[channel.name]?.lastSent = head.lastGeneratedID
         try await send(.object(ack))
         for event in missed { try await sendEvent(event, channel: channel.name, epoch: head.epoch) }
+    }
+
+    /// What this socket missed of `stream` after `lastID` (see `StreamResume`).
+    private func resume(_ stream: String, after lastID: String, epoch: String) async throws -> (head: StreamResume.Head, outcome: StreamResume.Outcome) {
+        let keys = self.keys
+        return try await services.writer.withConnection { connection in
+            try StreamResume.resume(connection, keys: keys, stream: stream, after: lastID, epoch: epoch)
+        }
     }
 
     /// Sends what was held during a replay, then lets live messages through.
@@ -392,11 +398,7 @@ actor RealtimeSession {
             subscriptions[name]?.replaying = true
             switch subscription.channel.source {
             case .stream(let stream, _):
-                let keys = self.keys
-                let (lastSent, epoch) = (subscription.lastSent ?? "0-0", subscription.epoch ?? "")
-                let (head, outcome) = try await services.writer.withConnection { connection in
-                    try StreamResume.resume(connection, keys: keys, stream: stream, after: lastSent, epoch: epoch)
-                }
+                let (head, outcome) = try await resume(stream, after: subscription.lastSent ?? "0-0", epoch: subscription.epoch ?? "")
                 switch outcome {
                 case .complete(let events):
                     for event in events where try await matches(event, subscription.channel) {
