@@ -113,7 +113,15 @@ final class RealtimeTestClient: Sendable {
 final class RawWebSocket: Sendable {
     private let fd: Int32
 
-    init(port: Int, token: String) throws {
+    /// Connects on a thread of its own: the handshake blocks, and a blocked cooperative thread
+    /// can starve the in-process server it is waiting for.
+    static func open(port: Int, token: String) async throws -> RawWebSocket {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try RawWebSocket(port: port, token: token) }) }.start()
+        }
+    }
+
+    private init(port: Int, token: String) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -342,7 +342,7 @@ final class RealtimeTests: Sendable {
         let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
         try await fixture.testLive { (api: APIClient, port: Int) async throws in
             // A phone that went into a tunnel: the TCP connection stays open, nothing answers pings.
-            let vanished = try RawWebSocket(port: port, token: worker)
+            let vanished = try await RawWebSocket.open(port: port, token: worker)
             defer { vanished.close() }
             let started = ContinuousClock.now
             try vanished.send(#"{"type":"onDisconnect","path":"/presence/w-1/status","value":"lost"}"#)
