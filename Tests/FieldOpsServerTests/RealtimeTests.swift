@@ -13,7 +13,9 @@ final class RealtimeTests: Sendable {
     let fixture: APIFixture
 
     init() async throws {
-        fixture = try await APIFixture(keepAlive: .milliseconds(300), heartbeat: .milliseconds(300))
+        // A client must answer a ping within one heartbeat or lose its socket: 2 s, not less, so
+        // an in-process client on a busy 2-core machine is never cut off mid-test.
+        fixture = try await APIFixture(keepAlive: .milliseconds(300), heartbeat: .seconds(2))
     }
 
     /// Posts `count` chat messages to room `ops`; their stream ids.
