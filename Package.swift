@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
     ],
     targets: [
         // hiredis, the C client. Only `Redis` imports it.
@@ -59,6 +60,15 @@ let package = Package(
             name: "LiveTree",
             dependencies: ["Redis", "Streams", "DocumentStore"]
         ),
+        // Attachment bytes on disk (Cloud Storage's role): safe paths, atomic writes, resumable uploads.
+        .target(
+            name: "FileStore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // Domain vocabulary: event types, their payloads, the task state machine. No storage.
         .target(name: "Domain"),
         // Projections of the streams into the document store: appliers and the projector.
@@ -82,7 +92,9 @@ let package = Package(
                 "Projections",
                 "Domain",
                 "LiveTree",
+                "FileStore",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -118,6 +130,10 @@ let package = Package(
         .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
         .testTarget(name: "DocumentStoreTests", dependencies: ["DocumentStore"]),
         .testTarget(name: "DomainTests", dependencies: ["Domain"]),
+        .testTarget(
+            name: "FileStoreTests",
+            dependencies: ["FileStore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "LiveTreeTests", dependencies: ["LiveTree", "Streams", "Redis", "DocumentStore"]),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Domain", "DocumentStore", "Streams", "Redis"]),
         .testTarget(
@@ -129,7 +145,9 @@ let package = Package(
                 "DocumentStore",
                 "Projections",
                 "LiveTree",
+                "FileStore",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
