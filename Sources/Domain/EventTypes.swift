@@ -28,6 +28,9 @@ public enum EventType {
     public static let taskStarted = "task.started"
     public static let taskCompleted = "task.completed"
     public static let taskCancelled = "task.cancelled"
+    // files: in the owner's stream (chat:ROOM, taskAssignments, workers, incidents)
+    public static let fileUploaded = "file.uploaded"
+    public static let fileDeleted = "file.deleted"
     // notifications
     public static let notificationCreated = "notification.created"
     public static let notificationRead = "notification.read"
@@ -41,6 +44,8 @@ public enum StreamNames {
     public static let resourceUpdates = "resourceUpdates"
     public static let taskAssignments = "taskAssignments"
     public static let notifications = "notifications"
+    /// Material about incidents (their attachments).
+    public static let incidents = "incidents"
 
     /// The stream of one chat room.
     public static func chat(_ roomID: String) -> String { "chat:" + roomID }

@@ -170,12 +170,63 @@ public struct TaskTransition: Codable, Sendable, Hashable {
     /// Who made the change.
     public var by: String?
     public var note: String?
+    /// Files of the task's area that go with the step (photos, a signature).
+    public var attachments: [String]?
 
-    public init(taskId: String, assigneeId: String? = nil, by: String? = nil, note: String? = nil) {
+    public init(taskId: String, assigneeId: String? = nil, by: String? = nil, note: String? = nil, attachments: [String]? = nil) {
         self.taskId = taskId
         self.assigneeId = assigneeId
         self.by = by
         self.note = note
+        self.attachments = attachments
+    }
+}
+
+/// `file.uploaded`: an attachment's bytes are stored.
+public struct FileUploaded: Codable, Sendable, Hashable {
+    public var fileId: String
+    /// `rooms`, `tasks`, `workers` or `incidents`.
+    public var area: String
+    public var ownerId: String
+    /// The sanitized display name.
+    public var name: String
+    /// Detected from the bytes.
+    public var contentType: String
+    public var size: Int64
+    /// Lowercase hex SHA-256 of the bytes.
+    public var sha256: String
+    /// Below the file store's root.
+    public var path: String
+    public var uploadedBy: String
+
+    public init(fileId: String, area: String, ownerId: String, name: String, contentType: String, size: Int64, sha256: String, path: String, uploadedBy: String) {
+        self.fileId = fileId
+        self.area = area
+        self.ownerId = ownerId
+        self.name = name
+        self.contentType = contentType
+        self.size = size
+        self.sha256 = sha256
+        self.path = path
+        self.uploadedBy = uploadedBy
+    }
+}
+
+/// `file.deleted`: an attachment and its bytes are gone.
+public struct FileDeleted: Codable, Sendable, Hashable {
+    public var fileId: String
+    public var area: String
+    public var ownerId: String
+    /// Who deleted it (`gc` when the garbage collector found its bytes missing).
+    public var by: String
+    public var reason: String?
+
+    public init(fileId: String, area: String, ownerId: String, by: String, reason: String? = nil) {
+        self.fileId = fileId
+        self.area = area
+        self.ownerId = ownerId
+        self.by = by
+        self.reason = reason
     }
 }
 

@@ -36,11 +36,17 @@ struct ServeCommand: AsyncParsableCommand {
     var logFormat: String?
     @Option(name: .customLong("rate-limit"), help: ArgumentHelp("Requests per second per tenant on this node, 0 for none (429 beyond). Defaults to $FIELDOPS_RATE_LIMIT, then 5000.", valueName: "n"))
     var rateLimit: Double?
+    @Option(name: .customLong("max-file-mb"), help: ArgumentHelp("Largest attachment in MiB. Defaults to $FIELDOPS_MAX_FILE_MB, then 25.", valueName: "MiB"))
+    var maxFileMB: Int?
+    @Option(name: .customLong("disk-reserve-mb"), help: ArgumentHelp("Free disk space uploads never take, in MiB, kept for the event log and the database. Defaults to $FIELDOPS_DISK_RESERVE_MB, then 128.", valueName: "MiB"))
+    var diskReserveMB: Int?
 
     func validate() throws {
         if let port = resolvedPort, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535") }
         if let rateLimit = resolvedRateLimit, !(rateLimit >= 0) { throw ValidationError("--rate-limit must be 0 or more") }
         guard ["text", "json"].contains(resolvedLogFormat) else { throw ValidationError("--log-format must be text or json") }
+        if let size = resolved(maxFileMB, "FIELDOPS_MAX_FILE_MB"), !(1...4_096).contains(size) { throw ValidationError("--max-file-mb must be 1-4096") }
+        if let reserve = resolved(diskReserveMB, "FIELDOPS_DISK_RESERVE_MB"), reserve < 0 { throw ValidationError("--disk-reserve-mb must be 0 or more") }
     }
 
     var resolvedLogFormat: String {
@@ -49,6 +55,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     var resolvedRateLimit: Double? {
         rateLimit ?? ProcessInfo.processInfo.environment["FIELDOPS_RATE_LIMIT"].flatMap(Double.init)
+    }
+
+    func resolved(_ option: Int?, _ variable: String) -> Int? {
+        option ?? ProcessInfo.processInfo.environment[variable].flatMap { Int($0) }
     }
 
     var resolvedPort: Int? {
@@ -71,6 +81,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.redisURL = redisURL ?? environment["FIELDOPS_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         if let node { configuration.nodeName = node }
         if let rate = resolvedRateLimit { configuration.rateLimit = rate == 0 ? .unlimited : RateLimit(requestsPerSecond: rate) }
+        if let size = resolved(maxFileMB, "FIELDOPS_MAX_FILE_MB") { configuration.files.maxFileSize = Int64(size) << 20 }
+        if let reserve = resolved(diskReserveMB, "FIELDOPS_DISK_RESERVE_MB") { configuration.files.reserveBytes = Int64(reserve) << 20 }
 
         var services: [any Service] = []
         let url: String
@@ -88,6 +100,7 @@ struct ServeCommand: AsyncParsableCommand {
         let authority = try await TokenAuthority.load(storage: configuration.storage)
         let dependencies = try ServerDependencies(redisURL: url, store: store, projector: projector, authority: authority, configuration: configuration)
         services.append(NotifierService(dependencies: dependencies, logger: logger))
+        services.append(UploadSweeper(files: dependencies.files, logger: logger))
         do {
             let cleared = try await dependencies.clearPresenceLeftBehind()
             if cleared > 0 { logger.notice("cleared presence left by this node's last run", metadata: ["connections": "\(cleared)"]) }

@@ -1,4 +1,5 @@
 import DocumentStore
+import FileStore
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -23,6 +24,8 @@ public struct ServerDependencies: Sendable {
     public let metrics: ServerMetrics
     /// The live key tree (`/v1/live`).
     public let tree: LiveTree
+    /// Attachment bytes under `storage/files`.
+    public let files: FileStore
     /// The node's pub/sub subscription, shared by every event stream and realtime socket.
     let hub: RealtimeHub
     let rateLimiter: TenantRateLimiter
@@ -38,6 +41,7 @@ public struct ServerDependencies: Sendable {
         self.metrics = ServerMetrics()
         self.rateLimiter = TenantRateLimiter(limit: configuration.rateLimit)
         self.tree = try LiveTree(redisURL: redisURL)
+        self.files = FileStore(root: configuration.filesDirectory, configuration: configuration.files)
         self.hub = try RealtimeHub(redisURL: redisURL, tickInterval: configuration.heartbeat)
     }
 
@@ -97,6 +101,9 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     StreamController(writes: writes).addRoutes(to: api)
     WebhookController(registry: WebhookRegistry(writer: dependencies.writer)).addRoutes(to: api)
     let access = LiveAccess(tree: dependencies.tree)
+    let fileRecords = FileRecords(files: dependencies.files, writes: writes, access: access, logger: Logger(label: "fieldops.files"))
+    FileController(records: fileRecords).addRoutes(to: api)
+    UploadController(records: fileRecords).addRoutes(to: api)
     LiveController(
         tree: dependencies.tree, access: access,
         events: LiveEventStream(tree: dependencies.tree, access: access, hub: dependencies.hub, keepAlive: dependencies.configuration.keepAlive)

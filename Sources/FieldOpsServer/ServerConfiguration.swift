@@ -1,3 +1,4 @@
+import FileStore
 import Foundation
 
 /// How `fieldops serve` runs.
@@ -23,6 +24,8 @@ public struct ServerConfiguration: Sendable {
     /// How often a realtime socket is pinged; one that misses a pong is dropped, and its
     /// `onDisconnect` writes run.
     public var heartbeat: Duration
+    /// Attachment limits: file size, disk reserve, resumable upload lifetime.
+    public var files: FileStore.Configuration
 
     public init(
         host: String = "127.0.0.1",
@@ -34,7 +37,8 @@ public struct ServerConfiguration: Sendable {
         writeWaitTimeout: Duration = .seconds(5),
         rateLimit: RateLimit = RateLimit(requestsPerSecond: 5_000, burst: 10_000),
         keepAlive: Duration = .seconds(15),
-        heartbeat: Duration = .seconds(5)
+        heartbeat: Duration = .seconds(5),
+        files: FileStore.Configuration = .init()
     ) {
         self.host = host
         self.port = port
@@ -46,8 +50,10 @@ public struct ServerConfiguration: Sendable {
         self.rateLimit = rateLimit
         self.keepAlive = keepAlive
         self.heartbeat = heartbeat
+        self.files = files
     }
 
     public var databasePath: String { storage.appendingPathComponent("fieldops.sqlite").path }
     public var redisDirectory: URL { storage.appendingPathComponent("redis") }
+    public var filesDirectory: URL { storage.appendingPathComponent("files") }
 }

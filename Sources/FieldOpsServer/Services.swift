@@ -1,3 +1,4 @@
+import FileStore
 import Foundation
 import Logging
 import Projections
@@ -54,5 +55,32 @@ public struct ProjectorService: Service {
             projector.stop()
         }
         projector.shutdown()
+    }
+}
+
+/// Removes resumable uploads past their expiry, at start and then every `interval`.
+public struct UploadSweeper: Service {
+    public let files: FileStore
+    public let interval: Duration
+    let logger: Logger
+
+    public init(files: FileStore, interval: Duration = .seconds(600), logger: Logger) {
+        self.files = files
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let removed = try await files.removeExpiredUploads()
+                    if removed > 0 { logger.info("removed expired uploads", metadata: ["count": "\(removed)"]) }
+                } catch {
+                    logger.warning("could not sweep expired uploads", metadata: ["error": "\(error)"])
+                }
+                try await Task.sleep(for: interval)
+            }
+        }
     }
 }

@@ -16,6 +16,15 @@ public struct FileLocation: Sendable, Hashable, Codable {
     /// `{fileId}-{sanitized name}`.
     public let fileName: String
 
+    /// A location as recorded earlier (`relativePath` of a stored file).
+    public init(tenant: String, area: FileArea, ownerId: String, fileId: String, fileName: String) {
+        self.tenant = tenant
+        self.area = area
+        self.ownerId = ownerId
+        self.fileId = fileId
+        self.fileName = fileName
+    }
+
     /// The path below the store's root.
     public var relativePath: String { "\(tenant)/\(area.rawValue)/\(ownerId)/\(fileName)" }
     var directory: String { "\(tenant)/\(area.rawValue)/\(ownerId)" }
@@ -99,7 +108,7 @@ public struct FileStore: Sendable {
     /// - Parameter expectedSize: the size the client announced, refused at once when too large
     ///   or when it would eat into the disk's reserve.
     public func beginWrite(_ location: FileLocation, expectedSize: Int64? = nil) async throws -> FileWriter {
-        if let expectedSize, expectedSize > configuration.maxFileSize { throw tooLarge() }
+        if let expectedSize, expectedSize > configuration.maxFileSize { throw tooLarge }
         let directory = location.directory
         let fd = try await blocking { [self] in
             try checkFreeSpace(needed: expectedSize ?? 0)
@@ -121,7 +130,8 @@ public struct FileStore: Sendable {
         }
     }
 
-    func tooLarge() -> FileStoreError {
+    /// The error for a file over the limit.
+    public var tooLarge: FileStoreError {
         FileStoreError(.tooLarge, "a file is at most \(configuration.maxFileSize) bytes (\(configuration.maxFileSize >> 20) MiB)")
     }
 
@@ -259,7 +269,7 @@ public struct FileWriter: Sendable {
     /// - Throws: `file_too_large` as soon as the file passes the limit (the caller aborts).
     public mutating func append(_ buffer: ByteBuffer) async throws {
         size += Int64(buffer.readableBytes)
-        guard size <= store.configuration.maxFileSize else { throw store.tooLarge() }
+        guard size <= store.configuration.maxFileSize else { throw store.tooLarge }
         buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
         if prefix.count < ContentSniffer.prefixLength {
             prefix += buffer.getBytes(at: buffer.readerIndex, length: min(buffer.readableBytes, ContentSniffer.prefixLength - prefix.count)) ?? []

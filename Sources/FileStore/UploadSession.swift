@@ -57,7 +57,7 @@ extension FileStore {
     /// - Throws: `file_too_large`, `insufficient_storage`, `invalid_identifier`.
     public func createUpload(tenant: String, area: FileArea, ownerId: String, name: String, size: Int64, createdBy: String, now: Date = Date()) async throws -> UploadSession {
         guard size >= 0 else { throw FileStoreError(.invalidIdentifier, "size must be zero or more") }
-        guard size <= configuration.maxFileSize else { throw tooLarge() }
+        guard size <= configuration.maxFileSize else { throw tooLarge }
         _ = try location(tenant: tenant, area: area, ownerId: ownerId, fileId: "f", name: name)
         let session = UploadSession(
             uploadId: "u" + String(Self.makeFileID().dropFirst()), tenant: tenant, area: area, ownerId: ownerId, name: FileName.display(name),

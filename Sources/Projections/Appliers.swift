@@ -52,6 +52,8 @@ public enum Appliers {
         case EventType.taskCreated: try context.taskCreated()
         case EventType.taskAssigned, EventType.taskAccepted, EventType.taskStarted, EventType.taskCompleted, EventType.taskCancelled:
             try context.taskTransition()
+        case EventType.fileUploaded: try context.fileUploaded()
+        case EventType.fileDeleted: try context.fileDeleted()
         case EventType.notificationCreated: try context.notificationCreated()
         case EventType.notificationRead: try context.notificationRead()
         default: return .ignored
@@ -166,6 +168,7 @@ private final class Context {
             "text": .string(message.text), "attachments": .array((message.attachments ?? []).map(JSONValue.string)),
             "createdAt": timeValue, "streamId": .string(event.id), "sortKey": .string(Self.sortKey(event.id)), "deleted": false,
         ])
+        try reference(message.attachments, ["kind": "message", "id": .string(message.messageId), "roomId": .string(message.roomId)])
     }
 
     func messageEdited() throws {
@@ -366,7 +369,41 @@ private final class Context {
             fields.append(("assigneeId", .string(assignee)))
         }
         if let by = transition.by { fields.append(("lastChangedBy", .string(by))) }
+        if let attachments = transition.attachments, !attachments.isEmpty {
+            let known = task.data["attachments"]?.arrayValue ?? []
+            fields.append(("attachments", .array(known + attachments.map(JSONValue.string).filter { !known.contains($0) })))
+        }
         try update(task, fields)
+        try reference(transition.attachments, ["kind": "task", "id": .string(transition.taskId), "eventType": .string(event.eventType)])
+    }
+
+    // MARK: - Files
+
+    func fileUploaded() throws {
+        let file = try payload(FileUploaded.self)
+        try create("files", file.fileId, [
+            "fileId": .string(file.fileId), "area": .string(file.area), "ownerId": .string(file.ownerId), "name": .string(file.name),
+            "contentType": .string(file.contentType), "size": .number(Double(file.size)), "sha256": .string(file.sha256),
+            "path": .string(file.path), "uploadedBy": .string(file.uploadedBy), "createdAt": timeValue, "streamId": .string(event.id),
+            "references": [],
+        ])
+    }
+
+    func fileDeleted() throws {
+        let deletion = try payload(FileDeleted.self)
+        let file = try require("files", deletion.fileId)
+        write([.delete(collection: "files", id: file.id, ifVersion: file.version)])
+    }
+
+    /// Notes on each attached file what refers to it; a file deleted since is skipped.
+    func reference(_ fileIDs: [String]?, _ reference: JSONValue) throws {
+        for fileID in fileIDs ?? [] {
+            guard let file = try existing("files", fileID) else { continue }
+            var references = file.data["references"]?.arrayValue ?? []
+            guard !references.contains(reference) else { continue }
+            references.append(reference)
+            try update(file, ["references": .array(references)])
+        }
     }
 
     // MARK: - Notifications

@@ -21,9 +21,18 @@ public final class RedisConnection: Sendable {
         var broken = false
     }
 
+    /// hiredis writes with plain `write(2)`: on a connection the server already closed (a
+    /// restarted redis-server, CLIENT KILL) that raises SIGPIPE, whose default action ends the
+    /// whole process. Ignored once for the process, the write fails with EPIPE instead and the
+    /// connection reports itself broken.
+    private static let ignoreBrokenPipes: Void = {
+        signal(SIGPIPE, SIG_IGN)
+    }()
+
     /// Connects, authenticates and selects the configured database.
     /// - Throws: `RedisError` (`connection_failed`, `authentication_failed`, …).
     public init(configuration: RedisConfiguration) throws(RedisError) {
+        _ = Self.ignoreBrokenPipes
         self.configuration = configuration
         self.queue = DispatchQueue(label: "fieldops.redis.connection")
         let context = try Self.connect(configuration)

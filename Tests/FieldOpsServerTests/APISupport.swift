@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import DocumentStore
 import FieldOpsServer
+import FileStore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -15,10 +16,16 @@ import Testing
 /// read path of the API, in process.
 final class APIFixture: Sendable {
     let server: RedisServerProcess
+    /// A temporary data directory (attachments under `files/`), removed afterwards.
+    let storage: URL
     let dependencies: ServerDependencies
     let projecting: Task<Void, any Error>
 
-    init(rateLimit: RateLimit = .unlimited, keepAlive: Duration = .seconds(15), heartbeat: Duration = .seconds(5)) async throws {
+    init(
+        rateLimit: RateLimit = .unlimited, keepAlive: Duration = .seconds(15), heartbeat: Duration = .seconds(5),
+        files: FileStore.Configuration = .init(reserveBytes: 0)
+    ) async throws {
+        storage = FileManager.default.temporaryDirectory.appendingPathComponent("fieldops-api-\(UUID().uuidString)")
         server = try RedisServerProcess()
         let store = try DocumentStore(path: ":memory:")
         let projector = try Projector(
@@ -28,7 +35,9 @@ final class APIFixture: Sendable {
         let authority = try await TokenAuthority(secret: ServerFixture.secret)
         dependencies = try ServerDependencies(
             redisURL: server.url, store: store, projector: projector, authority: authority,
-            configuration: ServerConfiguration(writeWaitTimeout: .seconds(5), rateLimit: rateLimit, keepAlive: keepAlive, heartbeat: heartbeat)
+            configuration: ServerConfiguration(
+                storage: storage, writeWaitTimeout: .seconds(5), rateLimit: rateLimit, keepAlive: keepAlive, heartbeat: heartbeat, files: files
+            )
         )
         projecting = Task { try await projector.run() }
     }
@@ -38,6 +47,7 @@ final class APIFixture: Sendable {
         projecting.cancel()
         dependencies.close()
         server.destroy()
+        try? FileManager.default.removeItem(at: storage)
     }
 
     func token(_ role: Role, sub: String = "u1", tenant: String = "acme") async throws -> String {
@@ -143,6 +153,8 @@ struct APIReply: @unchecked Sendable {
     let status: HTTPResponse.Status
     let headers: HTTPFields
     let json: Any?
+    /// The body as sent.
+    var data = Data()
 
     var object: [String: Any] { json as? [String: Any] ?? [:] }
     var errorCode: String? { (object["error"] as? [String: Any])?["code"] as? String }
@@ -158,7 +170,7 @@ struct APIClient: Sendable {
 
     func call(
         _ method: HTTPRequest.Method, _ uri: String, token: String?, json: Any? = nil, raw: String? = nil,
-        headers: HTTPFields = [:]
+        bytes: Data? = nil, headers: HTTPFields = [:]
     ) async throws -> APIReply {
         var fields = headers
         if let token { fields[.authorization] = "Bearer \(token)" }
@@ -168,11 +180,13 @@ struct APIClient: Sendable {
             if fields[.contentType] == nil { fields[.contentType] = "application/json" }
         } else if let raw {
             body = ByteBuffer(string: raw)
+        } else if let bytes {
+            body = ByteBuffer(bytes: bytes)
         }
         return try await client.execute(uri: uri, method: method, headers: fields, body: body) { response in
             let data = Data(buffer: response.body)
             let parsed = data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed)
-            return APIReply(status: response.status, headers: response.headers, json: parsed)
+            return APIReply(status: response.status, headers: response.headers, json: parsed, data: data)
         }
     }
 }

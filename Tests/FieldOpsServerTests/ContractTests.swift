@@ -25,12 +25,12 @@ final class ContractTests: Sendable {
     @discardableResult
     func hit(
         _ api: APIClient, _ method: HTTPRequest.Method, _ template: String, _ values: [String: String] = [:], query: String = "",
-        token: String?, json: Any? = nil, raw: String? = nil, headers: HTTPFields = [:], expect: HTTPResponse.Status? = nil,
+        token: String?, json: Any? = nil, raw: String? = nil, bytes: Data? = nil, headers: HTTPFields = [:], expect: HTTPResponse.Status? = nil,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> APIReply {
         var path = template
         for (name, value) in values { path = path.replacingOccurrences(of: "{\(name)}", with: value) }
-        let reply = try await api.call(method, path + query, token: token, json: json, raw: raw, headers: headers)
+        let reply = try await api.call(method, path + query, token: token, json: json, raw: raw, bytes: bytes, headers: headers)
         if let expect { #expect(reply.status == expect, "\(method) \(path): \(reply.object)", sourceLocation: sourceLocation) }
         let sample: [String: Any] = ["method": method.rawValue, "path": template, "status": reply.status.code, "body": reply.json ?? NSNull(), "empty": reply.json == nil]
         let line = String(decoding: try JSONSerialization.data(withJSONObject: sample, options: [.fragmentsAllowed]), as: UTF8.self)
@@ -112,7 +112,36 @@ final class ContractTests: Sendable {
             try await self.hit(api, .post, "/v1/rooms", token: d, json: ["roomId": "ops", "name": "Operations", "members": ["w-1"]], expect: .created)
             try await self.hit(api, .post, "/v1/rooms/{roomId}/members", room, token: d, json: ["userId": "w-2"], expect: .created)
             try await self.hit(api, .delete, "/v1/rooms/{roomId}/members/{userId}", ["roomId": "ops", "userId": "w-2"], token: d, expect: .ok)
-            let posted = try await self.hit(api, .post, "/v1/rooms/{roomId}/messages", room, token: w, json: ["text": "On site", "attachments": ["f-1"]], expect: .created)
+            // Files: raw and form uploads, resumable, download, metadata, listing, delete.
+            let png = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13])
+            let photo = try await self.hit(api, .put, "/v1/files/{area}/{ownerId}", ["area": "rooms", "ownerId": "ops"], query: "?name=site.png", token: w, bytes: png, expect: .created)
+            let photoID = photo.resource("file")["fileId"] as? String ?? ""
+            let boundary = "contract-boundary"
+            let form = Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"plan.pdf\"\r\n\r\n%PDF-1.4\n\r\n--\(boundary)--\r\n".utf8)
+            let plan = try await self.hit(
+                api, .post, "/v1/files/{area}/{ownerId}", ["area": "incidents", "ownerId": "storm-1"], query: "?wait=true", token: d, bytes: form,
+                headers: [.contentType: "multipart/form-data; boundary=\(boundary)"], expect: .created
+            )
+            let file = ["fileId": photoID]
+            try await self.hit(api, .get, "/v1/files/{fileId}", file, token: w, expect: .ok)
+            try await self.hit(api, .get, "/v1/files/{fileId}", file, token: w, headers: [.range: "bytes=0-3"], expect: .partialContent)
+            try await self.hit(api, .get, "/v1/files/{fileId}", file, token: w, headers: [.range: "bytes=99-"], expect: .rangeNotSatisfiable)
+            try await self.hit(api, .get, "/v1/files/{fileId}/meta", file, token: w, expect: .ok)
+            try await self.hit(api, .get, "/v1/files", query: "?area=rooms&ownerId=ops", token: w, expect: .ok)
+            try await self.hit(api, .put, "/v1/files/{area}/{ownerId}", ["area": "incidents", "ownerId": "storm-1"], token: w, raw: "x", expect: .forbidden)
+            let upload = try await self.hit(api, .post, "/v1/uploads", token: d, json: ["area": "incidents", "ownerId": "storm-1", "name": "notes.txt", "size": 11], expect: .created)
+            let uploadID = ["uploadId": upload.resource("upload")["uploadId"] as? String ?? ""]
+            let offset = HTTPField.Name("Upload-Offset")!
+            try await self.hit(api, .patch, "/v1/uploads/{uploadId}", uploadID, token: d, raw: "storm ", headers: [offset: "0"], expect: .ok)
+            try await self.hit(api, .patch, "/v1/uploads/{uploadId}", uploadID, token: d, raw: "front", headers: [offset: "0"], expect: .conflict)
+            try await self.hit(api, .get, "/v1/uploads/{uploadId}", uploadID, token: d, expect: .ok)
+            try await self.hit(api, .patch, "/v1/uploads/{uploadId}", uploadID, token: d, raw: "front", headers: [offset: "6"], expect: .ok)
+            try await self.hit(api, .post, "/v1/uploads/{uploadId}/complete", uploadID, token: d, expect: .created)
+            let dropped = try await self.hit(api, .post, "/v1/uploads", token: d, json: ["area": "incidents", "ownerId": "storm-1", "size": 5], expect: .created)
+            try await self.hit(api, .delete, "/v1/uploads/{uploadId}", ["uploadId": dropped.resource("upload")["uploadId"] as? String ?? ""], token: d, expect: .ok)
+            try await self.hit(api, .delete, "/v1/files/{fileId}", ["fileId": plan.resource("file")["fileId"] as? String ?? ""], token: d, expect: .ok)
+
+            let posted = try await self.hit(api, .post, "/v1/rooms/{roomId}/messages", room, token: w, json: ["text": "On site", "attachments": [photoID]], expect: .created)
             let message = ["roomId": "ops", "messageId": posted.resource("message")["messageId"] as? String ?? ""]
             try await self.hit(api, .patch, "/v1/rooms/{roomId}/messages/{messageId}", message, query: "?wait=true", token: w, json: ["text": "On site now"], expect: .ok)
             try await self.hit(api, .get, "/v1/rooms/{roomId}/messages", room, token: w, expect: .ok)

@@ -1,5 +1,6 @@
 import DocumentStore
 import Domain
+import FileStore
 import Foundation
 import Hummingbird
 import Streams
@@ -124,12 +125,13 @@ struct ChatController {
         let roomID = try context.id("roomId")
         let body = try await request.decodeJSON(MessageBody.self)
         let text = try Self.text(body.text)
-        let attachments = body.attachments ?? []
-        guard attachments.count <= 10 else { throw APIError.invalid("attachments", "a message carries at most 10 attachments") }
-        for attachment in attachments { try Identifiers.validate(attachment, field: "attachments") }
+        let attachments = try Attachments.ids(body.attachments)
         let messageID = Identifiers.make("m")
         var conditions: [EventWriter.Condition] = [.init(path: Self.namePath(roomID), .exists)]
         if !caller.seesWholeTenant { conditions.append(.init(path: Self.memberPath(roomID, caller.subject), .exists)) }
+        // Attachments are files uploaded to this room (PUT /v1/files/rooms/{roomId}).
+        let firstAttachment = conditions.count
+        conditions += Attachments.conditions(attachments, .rooms, roomID)
         let preview: JSONValue = ["messageId": .string(messageID), "senderId": .string(caller.subject), "text": .string(String(text.prefix(200)))]
         let delivery = try request.delivery()
         let written = try await writes.record(.init(
@@ -143,7 +145,9 @@ struct ChatController {
             // A realtime-only message is not kept anywhere, not even as the room's last message.
             liveWrites: delivery == .realtime ? [] : [.set(path: Self.lastMessagePath(roomID), json: preview.jsonText)],
             idempotencyKey: try request.idempotencyKey(), delivery: delivery
-        )) { _, _ in APIError.notFound("room \(roomID)") }
+        )) { index, _ in
+            index >= firstAttachment ? Attachments.refused(attachments[index - firstAttachment], .rooms, roomID) : APIError.notFound("room \(roomID)")
+        }
         if delivery == .realtime {
             var message = preview.objectValue ?? [:]
             message["roomId"] = .string(roomID)

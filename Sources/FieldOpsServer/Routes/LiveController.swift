@@ -129,7 +129,7 @@ func liveCall<T>(_ body: () throws -> T) throws -> T {
 struct LiveAccess: Sendable {
     let tree: LiveTree
 
-    static let domainRoots: Set<String> = ["workers", "tasks", "resources", "rooms"]
+    static let domainRoots: Set<String> = ["workers", "tasks", "resources", "rooms", "files"]
 
     func requireRead(_ caller: Identity, _ path: LivePath) async throws {
         guard try await mayRead(caller, path) else {

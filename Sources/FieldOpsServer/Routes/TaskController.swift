@@ -1,5 +1,6 @@
 import DocumentStore
 import Domain
+import FileStore
 import Foundation
 import Hummingbird
 import Streams
@@ -52,6 +53,8 @@ struct TaskController {
     struct TransitionBody: Decodable {
         var assigneeId: String?
         var note: String?
+        /// Files uploaded to the task (PUT /v1/files/tasks/{taskId}): photos, a signature.
+        var attachments: [String]?
     }
 
     static func statusPath(_ taskID: String) -> String { "/tasks/\(taskID)/status" }
@@ -104,6 +107,7 @@ struct TaskController {
         let verb = String(eventType.dropFirst("task.".count))
         let body = try await request.decodeOptionalJSON(TransitionBody.self) ?? TransitionBody()
         if let note = body.note, note.count > 2_000 { throw APIError.invalid("note", "must be at most 2 000 characters") }
+        let attachments = try Attachments.ids(body.attachments)
 
         let allowed = TaskStatus.allCases.filter { $0.after(eventType) != nil }
         guard let next = allowed.first?.after(eventType) else { throw APIError.notFound("transition \(verb)") }
@@ -129,7 +133,9 @@ struct TaskController {
                 conditions.append(.init(path: Self.assigneePath(taskID), .equals(JSONCoding.string(caller.subject))))
             }
         }
-        let payload = TaskTransition(taskId: taskID, assigneeId: assignee, by: caller.subject, note: body.note)
+        let firstAttachment = conditions.count
+        conditions += Attachments.conditions(attachments, .tasks, taskID)
+        let payload = TaskTransition(taskId: taskID, assigneeId: assignee, by: caller.subject, note: body.note, attachments: attachments.isEmpty ? nil : attachments)
         // Every entry names the assignee, so `tasks:{assigneeId}` subscribers and plain Redis
         // consumers see accept, start, complete and cancel too. A worker moves only its own tasks.
         var routedAssignee = assignee
@@ -144,6 +150,7 @@ struct TaskController {
                 conditions: conditions, liveWrites: live, idempotencyKey: key
             )
         ) { index, current in
+            if index >= firstAttachment { return Attachments.refused(attachments[index - firstAttachment], .tasks, taskID) }
             switch index {
             case 0: return APIError.notFound("task \(taskID)")
             case 1:
