@@ -116,6 +116,7 @@ let package = Package(
                 "Projections",
                 "Domain",
                 "FieldOpsServer",
+                "FileStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -40,6 +40,12 @@ public struct DocumentTransaction {
         }
     }
 
+    /// The tenants that hold documents in a collection, sorted (for maintenance across tenants).
+    public func tenants(collection: String) throws(DocumentStoreError) -> [String] {
+        let definition = try store.definition(collection)
+        return try run { try String.fetchAll(db, sql: "SELECT DISTINCT tenant FROM \(definition.table) ORDER BY tenant") }
+    }
+
     // MARK: - Queries
 
     /// One page of documents matching `query`.

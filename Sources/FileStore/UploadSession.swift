@@ -216,24 +216,31 @@ extension FileStore {
         }
     }
 
-    /// Removes every upload past its expiry; how many.
-    public func removeExpiredUploads(now: Date = Date()) async throws -> Int {
+    /// The uploads past their expiry at `now`.
+    public func expiredUploads(now: Date = Date()) async throws -> [UploadSession] {
         let base = uploadsRoot
-        let tenants = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
-        var removed = 0
-        for tenant in tenants.sorted() where Self.isIdentifier(tenant) {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(base)/\(tenant)")) ?? []
-            for name in names where name.hasSuffix(".json") {
-                let id = String(name.dropLast(5))
-                do {
-                    _ = try await upload(tenant: tenant, id: id, now: now)
-                } catch let error as FileStoreError where error.code == .notFound {
-                    try await cancelUpload(tenant: tenant, id: id)
-                    removed += 1
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try await blocking {
+            var expired: [UploadSession] = []
+            let tenants = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
+            for tenant in tenants.sorted() where Self.isIdentifier(tenant) {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(base)/\(tenant)")) ?? []
+                for name in names.sorted() where name.hasSuffix(".json") {
+                    guard let data = FileManager.default.contents(atPath: "\(base)/\(tenant)/\(name)"),
+                          let session = try? decoder.decode(UploadSession.self, from: data), session.expiresAt <= now else { continue }
+                    expired.append(session)
                 }
             }
+            return expired
         }
-        return removed
+    }
+
+    /// Removes every upload past its expiry; how many.
+    public func removeExpiredUploads(now: Date = Date()) async throws -> Int {
+        let expired = try await expiredUploads(now: now)
+        for session in expired { try await cancelUpload(tenant: session.tenant, id: session.uploadId) }
+        return expired.count
     }
 }
 
