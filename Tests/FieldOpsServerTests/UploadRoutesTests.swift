@@ -100,16 +100,8 @@ enum RawHTTP {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             Thread {
                 continuation.resume(with: Result {
-                    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                    let fd = try loopbackSocket(port: port)
                     defer { close(fd) }
-                    var address = sockaddr_in()
-                    address.sin_family = sa_family_t(AF_INET)
-                    address.sin_port = in_port_t(UInt16(port).bigEndian)
-                    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-                    let connected = withUnsafePointer(to: &address) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-                    }
-                    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
                     let bytes = Array((head.joined(separator: "\r\n") + "\r\n\r\n").utf8) + Array(body)
                     var offset = 0
                     while offset < bytes.count {
