@@ -144,7 +144,7 @@ final class RealtimeTests: Sendable {
             let o = RealtimeTestClient(port: port, token: outsider)
             let g = RealtimeTestClient(port: port, token: globex)
             defer { w.close(); o.close(); g.close() }
-            for channel in ["tasks", "worker:w-2", "tasks:w-2", "notifications:w-2", "live:/workers/w-2", "room:nowhere"] {
+            for channel in ["tasks", "locations", "workers", "worker:w-2", "tasks:w-2", "notifications:w-2", "live:/workers/w-2", "room:nowhere"] {
                 #expect(try await w.request(["type": "subscribe", "channel": .string(channel)])?["code"] == "forbidden", "\(channel)")
             }
             // Not a member: the same answer as for a room that does not exist.
@@ -168,6 +168,11 @@ final class RealtimeTests: Sendable {
         let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
         let w1 = try await fixture.token(.worker, sub: "w-1")
         try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            // A dispatcher's board follows every worker through two channels.
+            let board = RealtimeTestClient(port: port, token: dispatcher)
+            defer { board.close() }
+            #expect(try await board.request(["type": "subscribe", "channel": "locations"])?["type"] == "subscribed")
+            #expect(try await board.request(["type": "subscribe", "channel": "workers"])?["type"] == "subscribed")
             for id in ["w-1", "w-2"] {
                 #expect(try await api.call(.post, "/v1/workers", token: dispatcher, json: ["workerId": id, "name": id]).status == .created)
             }
@@ -187,6 +192,9 @@ final class RealtimeTests: Sendable {
             #expect(client.events("tasks:w-1").allSatisfy { $0["payload"]?["taskId"] == "T-1" })
             #expect(client.events("worker:w-1").first?["payload"]?["lat"] == 2)
             #expect(client.events("notifications:w-1").first?["eventType"] == "notification.created")
+            #expect(try await eventually { board.events("locations").count == 2 && board.events("workers").count == 2 })
+            #expect(Set(board.events("locations").compactMap { $0["payload"]?["workerId"]?.stringValue }) == ["w-1", "w-2"])
+            #expect(board.events("workers").allSatisfy { $0["eventType"] == "worker.registered" })
         }
     }
 

@@ -8,6 +8,8 @@ import Streams
 /// |---|---|---|
 /// | `room:{id}` | stream `chat:{id}` | — |
 /// | `worker:{id}` | stream `locationUpdates` | `workerId` |
+/// | `locations` | stream `locationUpdates` (every worker; dispatchers) | — |
+/// | `workers` | stream `workers` (registrations, changes, devices; dispatchers) | — |
 /// | `tasks` | stream `taskAssignments` | — |
 /// | `tasks:{assigneeId}` | stream `taskAssignments` | `assigneeId` |
 /// | `resources` | stream `resourceUpdates` | — |
@@ -51,6 +53,8 @@ struct RealtimeChannel: Sendable, Hashable {
         switch (kind, argument) {
         case ("room", _): return .stream(name: StreamNames.chat(try id()), filter: nil)
         case ("worker", _): return .stream(name: StreamNames.locationUpdates, filter: .routing(field: "workerId", value: try id()))
+        case ("locations", nil): return .stream(name: StreamNames.locationUpdates, filter: nil)
+        case ("workers", nil): return .stream(name: StreamNames.workers, filter: nil)
         case ("tasks", nil): return .stream(name: StreamNames.taskAssignments, filter: nil)
         case ("tasks", _): return .stream(name: StreamNames.taskAssignments, filter: .routing(field: "assigneeId", value: try id()))
         case ("resources", nil): return .stream(name: StreamNames.resourceUpdates, filter: nil)
@@ -61,7 +65,7 @@ struct RealtimeChannel: Sendable, Hashable {
             }
             return .live(parsed)
         default:
-            throw invalid(name, "channels are room:ID, worker:ID, tasks, tasks:ASSIGNEE, resources, notifications:USER and live:PATH")
+            throw invalid(name, "channels are room:ID, worker:ID, locations, workers, tasks, tasks:ASSIGNEE, resources, notifications:USER and live:PATH")
         }
     }
 
