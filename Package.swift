@@ -69,6 +69,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The dispatcher's board: state from events, commands, layout on a text grid. No I/O.
+        .target(
+            name: "DispatchBoard",
+            dependencies: ["Domain", "DocumentStore"]
+        ),
         // Domain vocabulary: event types, their payloads, the task state machine. No storage.
         .target(name: "Domain"),
         // Projections of the streams into the document store: appliers and the projector.
@@ -131,6 +136,7 @@ let package = Package(
         .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
         .testTarget(name: "DocumentStoreTests", dependencies: ["DocumentStore"]),
         .testTarget(name: "DomainTests", dependencies: ["Domain"]),
+        .testTarget(name: "DispatchBoardTests", dependencies: ["DispatchBoard", "Domain", "DocumentStore"]),
         .testTarget(
             name: "FileStoreTests",
             dependencies: ["FileStore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio")]
