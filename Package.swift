@@ -69,6 +69,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // ncursesw, for the dispatcher's terminal. Only FieldOpsCLI's Dispatch/Terminal.swift imports it.
+        .systemLibrary(
+            name: "CNCurses",
+            providers: [.apt(["libncurses-dev"])]
+        ),
         // The dispatcher's board: state from events, commands, layout on a text grid. No I/O.
         .target(
             name: "DispatchBoard",
@@ -122,7 +127,10 @@ let package = Package(
                 "Domain",
                 "FieldOpsServer",
                 "FileStore",
+                "DispatchBoard",
+                "CNCurses",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

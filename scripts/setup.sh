@@ -4,7 +4,7 @@
 # start their own redis-server in a private directory.
 set -euo pipefail
 
-packages=(redis-server redis-tools libhiredis-dev libsqlite3-dev)
+packages=(redis-server redis-tools libhiredis-dev libsqlite3-dev libncurses-dev tmux)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
