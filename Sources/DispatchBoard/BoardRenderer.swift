@@ -153,11 +153,12 @@ public enum BoardRenderer {
             onTask[assignee] = task
         }
         let wide = width >= 60
-        // The fixed columns take 30 (narrow) or 42 (wide) columns; the name gets the rest.
-        let nameWidth = max(8, min(24, width - (wide ? 42 : 30)))
+        let idWidth = min(12, max(3, board.workers.keys.map(\.count).max() ?? 3))
+        // The fixed columns take 22 + the id (narrow) or 34 + the id (wide); the name gets the rest.
+        let nameWidth = max(8, min(24, width - (wide ? 34 : 22) - idWidth))
         return board.workers.values.sorted { ($0.name, $0.id) < ($1.name, $1.id) }.map { worker in
             let age = worker.positionAt.map { now - $0 }
-            var text = " " + pad(worker.name, nameWidth) + " " + pad(worker.id, 8)
+            var text = " " + pad(worker.name, nameWidth) + " " + pad(worker.id, idWidth)
             if wide { text += " " + pad(worker.active ? "on" : "off", 3) }
             text += " " + pad(age.map(duration) ?? "—", 5, right: true)
             if wide { text += " " + pad(worker.speed.map { "\(Int(($0 * 3.6).rounded()))km/h" } ?? "", 7, right: true) }

@@ -45,6 +45,8 @@ public struct BoardState: Sendable {
     }
 
     public struct Alert: Sendable, Hashable {
+        /// The notification's id; nil for alerts the board raises itself.
+        public var id: String? = nil
         public var title: String
         public var body: String?
         public var at: Int64
@@ -55,6 +57,8 @@ public struct BoardState: Sendable {
         public var name: String
         public var quantity: Double
         public var unit: String?
+        /// The last adjustment counted in `quantity`.
+        public var lastEventID: String?
     }
 
     public enum Connection: Sendable, Hashable {
@@ -120,7 +124,8 @@ public struct BoardState: Sendable {
             guard let id = string("workerId") else { return }
             workers[id, default: Worker(id: id, name: id)].active = event.eventType == EventType.workerReactivated
         case EventType.taskCreated:
-            guard let id = string("taskId") else { return }
+            // Already known (from a snapshot, or a resend at a resume seam): nothing to add.
+            guard let id = string("taskId"), tasks[id] == nil else { return }
             tasks[id] = TaskItem(
                 id: id, title: string("title") ?? id, status: string("assigneeId") == nil ? .open : .assigned,
                 priority: payload["priority"]?.intValue ?? 2, assigneeId: string("assigneeId"), createdAt: event.time, updatedAt: event.time
@@ -151,16 +156,21 @@ public struct BoardState: Sendable {
             guard let id = string("messageId") else { return }
             updateMessage(id) { $0.text = "(deleted)" }
         case EventType.resourceCreated:
-            guard let id = string("resourceId") else { return }
+            guard let id = string("resourceId"), resources[id] == nil else { return }
             resources[id] = Resource(id: id, name: string("name") ?? id, quantity: payload["quantity"]?.doubleValue ?? 0, unit: string("unit"))
         case EventType.resourceAdjusted:
             guard let id = string("resourceId"), let delta = payload["delta"]?.doubleValue else { return }
+            // Stock is a sum: an adjustment the snapshot already counted must not count twice.
+            if let last = resources[id]?.lastEventID, !event.id.isEmpty, !isAfter(event.id, last) { return }
             resources[id, default: Resource(id: id, name: id, quantity: 0)].quantity += delta
+            if !event.id.isEmpty { resources[id]?.lastEventID = event.id }
             if let quantity = resources[id]?.quantity, quantity <= 0 {
                 addAlert(Alert(title: "\(resources[id]?.name ?? id) is out of stock", body: string("reason"), at: event.time))
             }
         case EventType.notificationCreated:
-            addAlert(Alert(title: string("title") ?? "notification", body: string("body"), at: event.time))
+            let id = string("notificationId")
+            if let id, alerts.contains(where: { $0.id == id }) { return }
+            addAlert(Alert(id: id, title: string("title") ?? "notification", body: string("body"), at: event.time))
         default:
             return
         }
@@ -252,8 +262,20 @@ public struct BoardState: Sendable {
         self.resources = [:]
         for document in resources {
             guard let id = document["resourceId"]?.stringValue else { continue }
-            self.resources[id] = Resource(id: id, name: document["name"]?.stringValue ?? id, quantity: document["quantity"]?.doubleValue ?? 0, unit: document["unit"]?.stringValue)
+            self.resources[id] = Resource(
+                id: id, name: document["name"]?.stringValue ?? id, quantity: document["quantity"]?.doubleValue ?? 0, unit: document["unit"]?.stringValue,
+                lastEventID: document["lastAdjustment"]?["eventId"]?.stringValue
+            )
         }
+    }
+
+    /// Adds rooms from `/v1/rooms` that the board does not know yet, keeping the rest.
+    public mutating func add(rooms documents: [JSONValue]) {
+        for document in documents {
+            guard let id = document["roomId"]?.stringValue, rooms[id] == nil else { continue }
+            rooms[id] = Room(id: id, name: document["name"]?.stringValue ?? id)
+        }
+        if selectedRoom == nil { selectedRoom = rooms.keys.sorted().first }
     }
 
     /// A room's recent messages (`/v1/rooms/{id}/messages`, newest first as the API pages them).
@@ -273,7 +295,7 @@ public struct BoardState: Sendable {
     /// Notifications, newest first as the API lists them.
     public mutating func load(notifications: [JSONValue]) {
         alerts = notifications.prefix(Self.maxAlerts).map { document in
-            Alert(title: document["title"]?.stringValue ?? "notification", body: document["body"]?.stringValue, at: Int64(document["createdAt"]?.doubleValue ?? 0))
+            Alert(id: document["notificationId"]?.stringValue, title: document["title"]?.stringValue ?? "notification", body: document["body"]?.stringValue, at: Int64(document["createdAt"]?.doubleValue ?? 0))
         }
     }
 
@@ -281,4 +303,13 @@ public struct BoardState: Sendable {
     public func currentTask(of workerID: String) -> TaskItem? {
         tasks.values.filter { $0.assigneeId == workerID && !$0.status.isTerminal }.max { $0.updatedAt < $1.updatedAt }
     }
+}
+
+/// Whether stream id `a` comes after `b` (`ms-seq`, compared as numbers).
+func isAfter(_ a: String, _ b: String) -> Bool {
+    let parse = { (id: String) -> (Int64, Int64) in
+        let parts = id.split(separator: "-")
+        return (Int64(parts.first ?? "") ?? 0, Int64(parts.count > 1 ? parts[1] : "") ?? 0)
+    }
+    return parse(a) > parse(b)
 }

@@ -84,6 +84,11 @@ struct ServeCommand: AsyncParsableCommand {
         if let size = resolved(maxFileMB, "FIELDOPS_MAX_FILE_MB") { configuration.files.maxFileSize = Int64(size) << 20 }
         if let reserve = resolved(diskReserveMB, "FIELDOPS_DISK_RESERVE_MB") { configuration.files.reserveBytes = Int64(reserve) << 20 }
 
+        do {
+            try StorageLock.acquire(configuration.storage)
+        } catch let error as StorageLock.Held {
+            throw CommandFailure(error.description)
+        }
         var services: [any Service] = []
         let url: String
         if let redisURL = configuration.redisURL {

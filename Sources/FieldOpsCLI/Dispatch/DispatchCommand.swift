@@ -73,10 +73,22 @@ struct DispatchCommand: AsyncParsableCommand {
         var logger = Logger(label: "fieldops.dispatch")
         logger.logLevel = .critical
         let session = DispatchSession(server: server, token: token, logger: logger)
-        do {
-            try await session.loadSnapshot()
-        } catch {
-            throw CommandFailure("\(error)")
+        if once {
+            do {
+                try await session.loadSnapshot()
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+        } else {
+            // A refused token ends here; an unreachable server does not: the board opens and
+            // connects when it can.
+            do {
+                _ = try await session.call(.GET, "/v1/me")
+            } catch let error as DispatchSession.Failure where error.description.hasPrefix("401") || error.description.hasPrefix("403") {
+                throw CommandFailure("\(error)")
+            } catch {
+                session.board.update { $0.status = ("\(error)", true) }
+            }
         }
         var view = BoardView()
         view.staleAfter = Int64(staleAfter) * 1_000

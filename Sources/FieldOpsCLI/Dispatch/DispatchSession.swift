@@ -48,6 +48,11 @@ final class DispatchSession: Sendable {
     /// Failed connects in a row, for the backoff.
     private let attempts = Atomic<Int>(0)
     private let subject: Mutex<String> = Mutex("")
+    /// A new room was found: reconnect now, resuming every channel.
+    private let resubscribe = Atomic<Bool>(false)
+    private let reconnectAtOnce = Atomic<Bool>(false)
+    /// Events that arrived while a snapshot loads (nil when none is loading).
+    private let pending = Mutex<[BoardEvent]?>(nil)
 
     init(server: String, token: String, logger: Logger) {
         self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
@@ -159,12 +164,11 @@ final class DispatchSession: Sendable {
     func run() async {
         while !Task.isCancelled {
             do {
-                if needsReload.exchange(false, ordering: .relaxed) || board.snapshot.board.tenant == "…" {
-                    try await loadSnapshot()
-                }
                 try await connectOnce()
                 if Task.isCancelled { return }
-                throw Failure(description: "the server closed the connection")
+                if !needsReload.load(ordering: .relaxed), !reconnectAtOnce.exchange(false, ordering: .relaxed) {
+                    throw Failure(description: "the server closed the connection")
+                }
             } catch {
                 if Task.isCancelled { return }
                 let attempt = attempts.add(1, ordering: .relaxed).newValue
@@ -177,7 +181,23 @@ final class DispatchSession: Sendable {
         }
     }
 
+    /// One connection: learns the rooms, subscribes (resuming where it can), and when the
+    /// board has no snapshot yet (or the server said a gap cannot be filled) loads one while the
+    /// events that arrive meanwhile wait, then applies them on top — so nothing between the
+    /// snapshot and the subscription is lost. Ends when the socket does, or to resubscribe.
     private func connectOnce() async throws {
+        let reload = needsReload.exchange(false, ordering: .relaxed) || board.snapshot.board.tenant == "…"
+        if reload {
+            cursors.withLock { $0 = [:] }
+            pending.withLock { $0 = [] }
+            let me = try await call(.GET, "/v1/me")
+            subject.withLock { $0 = me["subject"]?.stringValue ?? "" }
+            let rooms = try await list("/v1/rooms", "rooms")
+            board.update { board in
+                board.tenant = me["tenant"]?.stringValue ?? "?"
+                board.add(rooms: rooms)
+            }
+        }
         let url = server.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(of: "https://", with: "wss://") + "/v1/realtime"
         var headers = HTTPFields()
         headers[.authorization] = "Bearer \(token)"
@@ -193,15 +213,58 @@ final class DispatchSession: Sendable {
             }
             self.board.update { $0.connection = .live }
             self.attempts.store(0, ordering: .relaxed)
+            let snapshot: Task<Void, Never>? = reload ? Task { await self.loadSnapshotUnderEvents() } : nil
+            let rooms = Task { await self.watchForNewRooms() }
+            defer {
+                snapshot?.cancel()
+                rooms.cancel()
+            }
             for try await message in inbound.messages(maxSize: 1 << 22) {
                 guard case .text(let text) = message else { continue }
                 self.receive(text)
-                if self.needsReload.load(ordering: .relaxed) { break }
+                if self.needsReload.load(ordering: .relaxed) || self.resubscribe.load(ordering: .relaxed) { break }
             }
         }
         if needsReload.load(ordering: .relaxed) { return }
+        if resubscribe.exchange(false, ordering: .relaxed) {
+            reconnectAtOnce.store(true, ordering: .relaxed)
+            return
+        }
         if let closeFrame, closeFrame.closeCode == .unknown(4003) {
             throw Failure(description: "the token expired: start again with a new one")
+        }
+    }
+
+    /// Rooms created after the board loaded: every 30 s the room list is read again, and a new
+    /// room makes the socket resubscribe (resuming the other channels where they were).
+    private func watchForNewRooms() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(30))
+            guard !Task.isCancelled, let rooms = try? await list("/v1/rooms", "rooms") else { continue }
+            let added = board.update { board -> Bool in
+                let before = board.rooms.count
+                board.add(rooms: rooms)
+                return board.rooms.count > before
+            }
+            if added { resubscribe.store(true, ordering: .relaxed) }
+        }
+    }
+
+    /// The snapshot, then the events that arrived while it loaded (the board's reducer ignores
+    /// what the snapshot already holds).
+    private func loadSnapshotUnderEvents() async {
+        do {
+            try await loadSnapshot()
+        } catch {
+            board.update { $0.status = ("could not load the board: \(error)", true) }
+        }
+        let now = Self.now
+        let waiting = pending.withLock { pending in
+            defer { pending = nil }
+            return pending ?? []
+        }
+        board.update { board in
+            for event in waiting { board.apply(event, receivedAt: now) }
         }
     }
 
@@ -243,13 +306,15 @@ final class DispatchSession: Sendable {
             }
         }
         guard !events.isEmpty || !notices.isEmpty else { return }
+        let waiting = pending.withLock { pending -> Bool in
+            guard pending != nil else { return false }
+            pending!.append(contentsOf: events)
+            return true
+        }
         board.update { board in
-            for event in events { board.apply(event, receivedAt: now) }
+            if !waiting { for event in events { board.apply(event, receivedAt: now) } }
             if let notice = notices.last { board.status = notice }
         }
-        if reload {
-            cursors.withLock { $0 = [:] }
-            needsReload.store(true, ordering: .relaxed)
-        }
+        if reload { needsReload.store(true, ordering: .relaxed) }
     }
 }
