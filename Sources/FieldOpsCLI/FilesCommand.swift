@@ -39,13 +39,7 @@ struct FilesCommand: AsyncParsableCommand {
         var minimumAge = "1h"
 
         func validate() throws {
-            guard Self.seconds(minimumAge) != nil else { throw ValidationError("--min-age takes a number with s, m, h or d, e.g. 10m") }
-        }
-
-        static func seconds(_ text: String) -> Int64? {
-            let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
-            guard let unit = text.last.flatMap({ units[$0] }), let value = Int64(text.dropLast()), value >= 0 else { return Int64(text) }
-            return value * unit
+            guard durationSeconds(minimumAge) != nil else { throw ValidationError("--min-age takes a number with s, m, h or d, e.g. 10m") }
         }
 
         func run() async throws {
@@ -53,7 +47,7 @@ struct FilesCommand: AsyncParsableCommand {
             let files = FileStore(root: database.deletingLastPathComponent().appendingPathComponent("files"))
             let store = try DocumentStore(path: database.path)
             let writer = try EventWriter(redisURL: connection.resolvedRedisURL)
-            let collector = FileGarbageCollector(files: files, store: store, writer: writer, minimumAge: .seconds(Self.seconds(minimumAge) ?? 3_600))
+            let collector = FileGarbageCollector(files: files, store: store, writer: writer, minimumAge: .seconds(durationSeconds(minimumAge) ?? 3_600))
             let report = try await collector.run(apply: apply)
             if output.json { return try printJSON(report) }
             var table = Table("KIND", "TENANT", "FILE", "PATH", "BYTES", "ACTION")

@@ -49,3 +49,10 @@ struct CommandFailure: Error, CustomStringConvertible {
         self.description = description
     }
 }
+
+/// A span typed on the command line, in seconds: `90s`, `10m`, `1h`, `2d`, or a bare number of seconds.
+func durationSeconds(_ text: String) -> Int64? {
+    let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
+    guard let unit = text.last.flatMap({ units[$0] }), let value = Int64(text.dropLast()), value >= 0 else { return Int64(text) }
+    return value * unit
+}

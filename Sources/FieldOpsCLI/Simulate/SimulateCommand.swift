@@ -43,7 +43,7 @@ struct SimulateCommand: AsyncParsableCommand {
         guard rate > 0, rate <= 100_000 else { throw ValidationError("--rate is above 0 and at most 100000") }
         guard parsedCenter != nil else { throw ValidationError("--center is LAT,LON, e.g. 52.52,13.405") }
         guard radiusKm > 0, radiusKm <= 500 else { throw ValidationError("--radius-km is above 0 and at most 500") }
-        if let duration, FilesCommand.GarbageCollect.seconds(duration) == nil { throw ValidationError("--duration takes 90s, 10m, 1h") }
+        if let duration, durationSeconds(duration) == nil { throw ValidationError("--duration takes 90s, 10m, 1h") }
         guard (1...1_024).contains(concurrency) else { throw ValidationError("--concurrency is 1-1024") }
     }
 
@@ -69,7 +69,7 @@ struct SimulateCommand: AsyncParsableCommand {
         for action in simulation.setup() {
             await sender.send(action, allowConflict: true)
         }
-        let end = duration.flatMap(FilesCommand.GarbageCollect.seconds).map { simulation.start + $0 * 1_000 }
+        let end = duration.flatMap(durationSeconds).map { simulation.start + $0 * 1_000 }
         let step: Int64 = 100
         var now = simulation.start
         var lastReport = ContinuousClock.now

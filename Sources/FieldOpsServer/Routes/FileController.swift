@@ -174,7 +174,6 @@ struct FileController {
             switch Self.byteRange(header, size: size) {
             case .none: break
             case .some(.none):
-                headers[.contentRange] = "bytes */\(size)"
                 throw APIError(.rangeNotSatisfiable, code: "range_not_satisfiable", message: "the file has \(size) bytes; ask for a range within them", headers: [.contentRange: "bytes */\(size)"])
             case .some(.some(let satisfiable)): range = satisfiable
             }
