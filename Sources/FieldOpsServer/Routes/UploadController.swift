@@ -42,9 +42,7 @@ struct UploadController {
     @Sendable func create(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
         let caller = try context.requireIdentity()
         let body = try await request.decodeJSON(CreateBody.self)
-        guard let area = FileArea(rawValue: body.area) else {
-            throw APIError(.badRequest, code: "invalid_area", message: "area must be one of \(FileArea.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let area = try FileRecords.area(body.area)
         try Identifiers.validate(body.ownerId, field: "ownerId")
         guard body.size >= 0 else { throw APIError.invalid("size", "must be the file's length in bytes, 0 or more") }
         try await records.requireUploadAccess(caller, area, body.ownerId)

@@ -42,11 +42,15 @@ struct FileRecords: Sendable {
 
     /// `{area}/{ownerId}` from the path.
     static func target(_ context: FieldOpsRequestContext) throws -> (FileArea, String) {
-        let name = try context.parameters.require("id")
+        (try area(try context.parameters.require("id")), try context.id("ownerId"))
+    }
+
+    /// - Throws: 400 `invalid_area` naming the areas there are.
+    static func area(_ name: String) throws -> FileArea {
         guard let area = FileArea(rawValue: name) else {
             throw APIError(.badRequest, code: "invalid_area", message: "area must be one of \(FileArea.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        return (area, try context.id("ownerId"))
+        return area
     }
 
     /// What must hold for `caller` to add files to an owner, checked again atomically with the
