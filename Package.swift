@@ -171,7 +171,7 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
-        .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "FieldOpsServer", "Streams", "Redis", "DocumentStore", "Projections"]),
+        .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "FieldOpsServer", "Streams", "Redis", "DocumentStore", "Projections", .product(name: "NIOPosix", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -83,9 +83,13 @@ public struct BoardState: Sendable {
     public var connection: Connection = .connecting
     /// The last outcome worth telling the dispatcher (a command's result, a server error).
     public var status: (text: String, isError: Bool)?
-    /// Arrival times (ms) of recent events, for events/s.
-    private var arrivals: [Int64] = []
-    private var arrivalStart = 0
+    /// Events applied since start.
+    public private(set) var eventsApplied = 0
+    /// Arrivals of the last five seconds in 100 ms buckets (a ring, so counting costs the same
+    /// at 10 events/s and at 10 000).
+    private var arrivalCounts = [Int](repeating: 0, count: BoardState.arrivalBuckets)
+    private var arrivalBucketIDs = [Int64](repeating: -1, count: BoardState.arrivalBuckets)
+    private static let arrivalBuckets = 50
 
     public init(tenant: String) {
         self.tenant = tenant
@@ -205,18 +209,23 @@ public struct BoardState: Sendable {
     // MARK: - Events per second
 
     private mutating func noteArrival(_ now: Int64) {
-        arrivals.append(now)
-        // Keep the last five seconds, trimming in bulk rather than per event.
-        if arrivals.count > 4_096 || (arrivals.count > 64 && now - arrivals[arrivalStart] > 5_000) {
-            while arrivalStart < arrivals.count, now - arrivals[arrivalStart] > 5_000 { arrivalStart += 1 }
-            arrivals.removeFirst(arrivalStart)
-            arrivalStart = 0
+        eventsApplied += 1
+        let bucket = now / 100
+        let slot = Int(bucket % Int64(Self.arrivalBuckets))
+        if arrivalBucketIDs[slot] != bucket {
+            arrivalBucketIDs[slot] = bucket
+            arrivalCounts[slot] = 0
         }
+        arrivalCounts[slot] += 1
     }
 
-    /// Events per second over the last five seconds.
+    /// Events per second over the last five seconds (to the 100 ms).
     public func eventsPerSecond(now: Int64) -> Double {
-        let recent = arrivals.reversed().prefix { now - $0 <= 5_000 }.count
+        let newest = now / 100
+        var recent = 0
+        for slot in 0..<Self.arrivalBuckets where newest - arrivalBucketIDs[slot] < Int64(Self.arrivalBuckets) && arrivalBucketIDs[slot] <= newest {
+            recent += arrivalCounts[slot]
+        }
         return Double(recent) / 5
     }
 

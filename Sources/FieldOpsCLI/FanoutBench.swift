@@ -271,7 +271,7 @@ private final class Subscriber: Sendable {
 }
 
 /// `fieldops serve` in a child process, on a free port, with its own storage.
-private final class ServerProcess: Sendable {
+final class ServerProcess: Sendable {
     let port: Int
     let storage: URL
     private let process: Process
@@ -316,7 +316,7 @@ private final class ServerProcess: Sendable {
         process.waitUntilExit()
     }
 
-    private static func freePort() throws -> Int {
+    static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()

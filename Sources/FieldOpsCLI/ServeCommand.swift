@@ -15,11 +15,14 @@ struct ServeCommand: AsyncParsableCommand {
             With no Redis URL, starts and supervises its own redis-server (unix socket, AOF on) under
             STORAGE/redis/; SQLite lives at STORAGE/fieldops.sqlite. SIGTERM or Ctrl-C shuts down
             gracefully: in-flight requests and the projector's batch finish, then Redis stops.
+            Work still running \(Int(Self.shutdownGrace.components.seconds)) s after the signal is cancelled, and a
+            connection a client never lets go cannot hold the process past 15 s.
 
             Examples:
               fieldops serve
               fieldops serve --host 0.0.0.0 --port 8080 --storage /var/lib/fieldops
               FIELDOPS_REDIS_URL=redis://redis.internal:6379/0 fieldops serve
+              FIELDOPS_LOG_LEVEL=debug fieldops serve     # trace, debug, info (default), notice, warning, error
             """
     )
 
@@ -40,6 +43,9 @@ struct ServeCommand: AsyncParsableCommand {
     var maxFileMB: Int?
     @Option(name: .customLong("disk-reserve-mb"), help: ArgumentHelp("Free disk space uploads never take, in MiB, kept for the event log and the database. Defaults to $FIELDOPS_DISK_RESERVE_MB, then 128.", valueName: "MiB"))
     var diskReserveMB: Int?
+
+    /// How long a graceful shutdown may wait for connections before they are cancelled.
+    static let shutdownGrace: Duration = .seconds(10)
 
     func validate() throws {
         if let port = resolvedPort, !(1...65535).contains(port) { throw ValidationError("--port must be 1-65535") }
@@ -71,9 +77,9 @@ struct ServeCommand: AsyncParsableCommand {
         } else {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         }
-        var logger = Logger(label: "fieldops")
-        logger.logLevel = .info
         let environment = ProcessInfo.processInfo.environment
+        var logger = Logger(label: "fieldops")
+        logger.logLevel = environment["FIELDOPS_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
         var configuration = ServerConfiguration()
         configuration.host = host ?? environment["FIELDOPS_HOST"] ?? "127.0.0.1"
         configuration.port = resolvedPort ?? 8080
@@ -116,7 +122,34 @@ struct ServeCommand: AsyncParsableCommand {
         let base = "http://\(configuration.host):\(configuration.port)"
         logger.notice("FieldOps listening on \(base)")
         logger.notice("get a token: TOKEN=$(fieldops token create --tenant demo --sub me --role dispatcher --storage \(configuration.storage.path)); curl -H \"Authorization: Bearer $TOKEN\" \(base)/v1/me")
-        try await app.runService()
+        // The watchdog comes last, so it is the first told of the shutdown.
+        let watchdog = ShutdownWatchdog(limit: Self.shutdownGrace + .seconds(5), logger: logger)
+        var group = ServiceGroupConfiguration(services: [app, watchdog], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = Self.shutdownGrace
+        try await ServiceGroup(configuration: group).run()
         dependencies.close()
+    }
+}
+
+/// Ends the process if a graceful shutdown overruns `limit`: by then every service was asked to
+/// stop and then cancelled, Redis has stopped and SQLite commits are on disk, and what is left
+/// is a connection the HTTP server waits on for good: one that has not sent its first request
+/// yet (HTTP clients open spares) has no quiesce handler in the WebSocket-upgradable pipeline
+/// of hummingbird-websocket 2.8, so nothing closes it until the client does.
+struct ShutdownWatchdog: Service {
+    let limit: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        guard !Task.isCancelled else { return }
+        let (limit, logger) = (limit, logger)
+        let thread = Thread {
+            Thread.sleep(forTimeInterval: Double(limit.components.seconds))
+            logger.warning("shutdown still waiting on open connections; exiting", metadata: ["after": "\(limit)"])
+            exit(0)
+        }
+        thread.name = "fieldops.shutdown-watchdog"
+        thread.start()
     }
 }

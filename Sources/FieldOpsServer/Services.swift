@@ -79,7 +79,8 @@ public struct UploadSweeper: Service {
                 } catch {
                     logger.warning("could not sweep expired uploads", metadata: ["error": "\(error)"])
                 }
-                try await Task.sleep(for: interval)
+                // Shutdown cancels the sleep; that is the normal way out, not an error.
+                try? await Task.sleep(for: interval)
             }
         }
     }

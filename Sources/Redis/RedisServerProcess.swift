@@ -43,7 +43,6 @@ public final class RedisServerProcess: @unchecked Sendable {
             throw RedisError(.connectionFailed, "redis-server is not on PATH; run scripts/setup.sh to install it")
         }
         let arguments = [
-            executable,
             "--port", "0",
             "--unixsocket", socketPath,
             "--unixsocketperm", "700",
@@ -54,7 +53,7 @@ public final class RedisServerProcess: @unchecked Sendable {
             "--daemonize", "no",
             "--logfile", directory.appendingPathComponent("redis.log").path,
         ] + extraArguments
-        let pid = try Self.spawn(executable, arguments)
+        let pid = try ChildProcess.spawn(executable, arguments, ownProcessGroup: true)
         self.pid = pid
 
         let deadline = Date().addingTimeInterval(10)
@@ -131,38 +130,6 @@ public final class RedisServerProcess: @unchecked Sendable {
     }
 
     // MARK: - Processes
-
-    /// Spawns with a clean signal mask: threads of the calling process (Dispatch's among them)
-    /// block signals, and a child inheriting that mask would ignore SIGTERM.
-    private static func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-
-        var files = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&files)
-        defer { posix_spawn_file_actions_destroy(&files) }
-        posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&files, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&files, 2, "/dev/null", O_WRONLY, 0)
-
-        // argv strings are strdup'ed and freed after posix_spawn copied them into the child.
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &files, &attributes, argv, environ)
-        guard status == 0 else {
-            throw RedisError(.connectionFailed, "cannot start \(executable): \(String(cString: strerror(status)))")
-        }
-        return pid
-    }
 
     /// Sends `signal` and reaps the process, escalating to SIGKILL after 10 seconds.
     private static func terminate(_ pid: pid_t, signal: Int32) {

@@ -80,8 +80,12 @@ struct BoardStateTests {
         for n in 0..<10_000 {
             board.apply(event("task.accepted", ["taskId": "none"], at: now, stream: "taskAssignments"), receivedAt: now + Int64(n))
         }
-        // 10 000 events over 10 s: the last 5 s hold 5 001 of them.
-        #expect(board.eventsPerSecond(now: now + 9_999) == 1_000.2)
+        // 10 000 events over 10 s: the last 5 s hold 5 000 of them.
+        #expect(board.eventsPerSecond(now: now + 9_999) == 1_000)
+        #expect(board.eventsApplied == 10_000)
+        // Quiet for three seconds: only the last two seconds of traffic still count.
+        #expect(board.eventsPerSecond(now: now + 12_999) == 400)
+        #expect(board.eventsPerSecond(now: now + 60_000) == 0)
     }
 
     @Test func aRealtimeMessageBecomesAnEvent() throws {

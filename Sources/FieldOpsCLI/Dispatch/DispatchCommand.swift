@@ -41,6 +41,8 @@ struct DispatchCommand: AsyncParsableCommand {
     var height: Int?
     @Option(name: .customLong("stale-after"), help: ArgumentHelp("Seconds after which a worker's position is shown as stale.", valueName: "seconds"))
     var staleAfter = 120
+    @Flag(help: "On exit, print events received, redraws, CPU time and peak memory (for measuring the client).")
+    var stats = false
 
     func validate() throws {
         if let width, width < BoardRenderer.minimumWidth { throw ValidationError("--width is at least \(BoardRenderer.minimumWidth)") }
@@ -105,8 +107,24 @@ struct DispatchCommand: AsyncParsableCommand {
             throw CommandFailure("dispatch needs a terminal; use --once for text output")
         }
         let connection = Task { await session.run() }
-        await DispatchScreen(session: session, view: view).run()
+        let started = ContinuousClock.now
+        let screen = DispatchScreen(session: session, view: view)
+        await screen.run()
         connection.cancel()
+        if stats {
+            print(Self.statsLine(seconds: (ContinuousClock.now - started).secondsValue, events: session.board.snapshot.board.eventsApplied, redraws: screen.redraws))
+        }
+    }
+
+    /// What the client did and what it cost, from the process's own resource usage.
+    static func statsLine(seconds: Double, events: Int, redraws: Int) -> String {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
+        return String(
+            format: "dispatch ran %.0f s: %d events (%.0f/s), %d redraws (%.1f/s), CPU %.1f s (%.0f%% of one core), peak memory %.0f MB",
+            seconds, events, Double(events) / seconds, redraws, Double(redraws) / seconds, cpu, cpu / seconds * 100, Double(usage.ru_maxrss) / 1_024
+        )
     }
 
     static func terminalSize() -> (width: Int, height: Int)? {
@@ -121,6 +139,8 @@ struct DispatchCommand: AsyncParsableCommand {
 final class DispatchScreen: @unchecked Sendable {
     let session: DispatchSession
     var view: BoardView
+    /// Frames drawn so far.
+    private(set) var redraws = 0
     static let frameInterval: Int64 = 50
 
     init(session: DispatchSession, view: BoardView) {
@@ -175,6 +195,7 @@ final class DispatchScreen: @unchecked Sendable {
             let changed = version != drawnVersion || view != drawnView || size != drawnSize || now / 1_000 != lastSecond
             guard changed, now - lastDraw >= Self.frameInterval else { continue }
             terminal.draw(BoardRenderer.render(board, view, now: now, width: size.width, height: size.height))
+            redraws += 1
             (drawnVersion, drawnView, drawnSize, lastDraw, lastSecond) = (version, view, size, now, now / 1_000)
         }
     }
