@@ -47,7 +47,8 @@ TOKEN=$("$FIELDOPS" token create --storage "$STORAGE" --tenant bench --sub d-1 -
 tmux -L "$TMUX_SOCKET" new-session -d -s board -x 200 -y 60 -e TERM=xterm-256color \
     "$FIELDOPS dispatch --server http://127.0.0.1:$PORT --token $TOKEN --stats; sleep 3600"
 sleep 2
-DISPATCH_PID=$(pgrep -f "fieldops dispatch --server http://127.0.0.1:$PORT" | head -1)
+# The client itself, not the shell tmux runs it in.
+DISPATCH_PID=$(pgrep -f "^$FIELDOPS dispatch --server http://127.0.0.1:$PORT" | head -1)
 [ -n "$DISPATCH_PID" ] || { echo "dispatch did not start" >&2; tmux -L "$TMUX_SOCKET" capture-pane -p -t board >&2; exit 1; }
 
 "$FIELDOPS" simulate --server "http://127.0.0.1:$PORT" --token "$TOKEN" --workers "$WORKERS" --rate "$RATE" \

@@ -21,7 +21,7 @@ public enum BoardRenderer {
             grid.put("Terminal \(width)×\(height): fieldops dispatch needs 80×24 or more.", x: 0, y: 0, style: .warning)
             return grid
         }
-        drawTitle(&grid, board, now: now)
+        drawTitle(&grid, board, view.clock, now: now)
         let bodyTop = 1, bodyHeight = height - 3
         let topHeight = (bodyHeight + 1) / 2
         let leftWidth = width / 2
@@ -41,7 +41,7 @@ public enum BoardRenderer {
         case .details:
             let rows = self.rows(view.focus, board, view, now: now, width: width)
             if rows.indices.contains(view.selectedRow) {
-                drawOverlay(&grid, title: "\(view.focus.title): \(rows[view.selectedRow].id)", lines: details(view.focus, id: rows[view.selectedRow].id, board, now: now))
+                drawOverlay(&grid, title: "\(view.focus.title): \(rows[view.selectedRow].id)", lines: details(view.focus, id: rows[view.selectedRow].id, board, view.clock, now: now))
             }
         default: break
         }
@@ -50,7 +50,7 @@ public enum BoardRenderer {
 
     // MARK: - Bars
 
-    static func drawTitle(_ grid: inout TextGrid, _ board: BoardState, now: Int64) {
+    static func drawTitle(_ grid: inout TextGrid, _ board: BoardState, _ clock: BoardClock, now: Int64) {
         grid.fill(y: 0, from: 0, count: grid.width, style: .title)
         let connection: String = switch board.connection {
         case .connecting: "connecting…"
@@ -58,7 +58,7 @@ public enum BoardRenderer {
         case .reconnecting(let attempt, let reason): "○ reconnecting (try \(attempt)): \(reason)"
         }
         let left = " FieldOps dispatch · \(board.tenant) · \(connection)"
-        let right = "\(Int(board.eventsPerSecond(now: now).rounded())) ev/s · \(clock(now)) UTC "
+        let right = "\(Int(board.eventsPerSecond(now: now).rounded())) ev/s · \(clock.time(now)) \(clock.zone) "
         grid.put(left, x: 0, y: 0, style: .title, limit: grid.width - right.count - 1)
         grid.put(right, x: grid.width - right.count, y: 0, style: .title)
     }
@@ -83,7 +83,7 @@ public enum BoardRenderer {
 
     static func drawPane(_ grid: inout TextGrid, _ pane: BoardView.Pane, _ board: BoardState, _ view: BoardView, now: Int64, x: Int, y: Int, width: Int, height: Int) {
         let focused = view.focus == pane
-        var title = "─ \(pane.title) " + summary(pane, board, now: now, wide: width >= 70)
+        var title = "─ \(pane.title) " + summary(pane, board, view.clock, now: now, wide: width >= 70)
         if let filter = view.filters[pane], !filter.isEmpty { title += " [/\(filter)]" }
         title += " " + String(repeating: "─", count: max(0, width))
         grid.put(title, x: x, y: y, style: focused ? .title : .header, limit: width - 1)
@@ -113,13 +113,13 @@ public enum BoardRenderer {
         }
     }
 
-    static func summary(_ pane: BoardView.Pane, _ board: BoardState, now: Int64, wide: Bool) -> String {
+    static func summary(_ pane: BoardView.Pane, _ board: BoardState, _ clock: BoardClock, now: Int64, wide: Bool) -> String {
         switch pane {
         case .workers:
             return "(\(board.workers.values.filter(\.active).count) active)"
         case .tasks:
             var counts: [TaskStatus: Int] = [:]
-            let today = startOfDay(now)
+            let today = clock.startOfDay(now)
             for task in board.tasks.values where !task.status.isTerminal || task.updatedAt >= today { counts[task.status, default: 0] += 1 }
             let (open, assigned, active, done) = (counts[.open] ?? 0, (counts[.assigned] ?? 0) + (counts[.accepted] ?? 0), counts[.inProgress] ?? 0, counts[.completed] ?? 0)
             return wide
@@ -137,9 +137,9 @@ public enum BoardRenderer {
     public static func rows(_ pane: BoardView.Pane, _ board: BoardState, _ view: BoardView, now: Int64, width: Int) -> [Row] {
         let all: [Row] = switch pane {
         case .workers: workerRows(board, view, now: now, width: width)
-        case .tasks: taskRows(board, now: now, width: width)
-        case .chat: chatRows(board, width: width)
-        case .alerts: board.alerts.map { Row(id: String($0.at), text: " \(clock($0.at)) \($0.title)" + ($0.body.map { " — \($0)" } ?? "")) }
+        case .tasks: taskRows(board, view.clock, now: now, width: width)
+        case .chat: chatRows(board, view.clock, width: width)
+        case .alerts: board.alerts.map { Row(id: String($0.at), text: " \(view.clock.time($0.at)) \($0.title)" + ($0.body.map { " — \($0)" } ?? "")) }
         }
         guard let filter = view.filters[pane]?.lowercased(), !filter.isEmpty else { return all }
         return all.filter { $0.text.lowercased().contains(filter) || $0.id.lowercased().contains(filter) }
@@ -171,8 +171,8 @@ public enum BoardRenderer {
 
     static let statusOrder: [TaskStatus] = [.open, .assigned, .accepted, .inProgress, .completed, .cancelled]
 
-    static func taskRows(_ board: BoardState, now: Int64, width: Int) -> [Row] {
-        let today = startOfDay(now)
+    static func taskRows(_ board: BoardState, _ clock: BoardClock, now: Int64, width: Int) -> [Row] {
+        let today = clock.startOfDay(now)
         let shown = board.tasks.values.filter { !$0.status.isTerminal || $0.updatedAt >= today }
         let sorted = shown.sorted { a, b in
             let (ia, ib) = (statusOrder.firstIndex(of: a.status)!, statusOrder.firstIndex(of: b.status)!)
@@ -181,14 +181,18 @@ public enum BoardRenderer {
             return (a.createdAt, a.id) < (b.createdAt, b.id)
         }
         let wide = width >= 60
+        // The assignee column fits the longest assignee shown, within bounds, so ids like
+        // sim-w-012 are not cut to "sim-w" when there is room.
+        let longest = sorted.lazy.compactMap(\.assigneeId).map(\.count).max() ?? 1
+        let assigneeWidth = wide ? min(max(longest, 8), 14) : min(max(longest, 5), width >= 36 ? 9 : 7)
         return sorted.map { task in
             let text: String
             if wide {
                 let label = task.status == .inProgress ? "in progress" : task.status.rawValue
-                text = " " + pad(task.id, 8) + " " + priorityMark(task.priority) + " " + pad(label, 11) + " " + pad(task.assigneeId ?? "—", 8)
+                text = " " + pad(task.id, 8) + " " + priorityMark(task.priority) + " " + pad(label, 11) + " " + pad(task.assigneeId ?? "—", assigneeWidth)
                     + " " + pad(duration(now - task.createdAt), 5, right: true) + " " + task.title
             } else {
-                text = " " + pad(task.id, 6) + " " + priorityMark(task.priority) + " " + pad(shortLabel(task.status), 4) + " " + pad(task.assigneeId ?? "—", 5)
+                text = " " + pad(task.id, 6) + " " + priorityMark(task.priority) + " " + pad(shortLabel(task.status), 4) + " " + pad(task.assigneeId ?? "—", assigneeWidth)
                     + " " + pad(duration(now - task.createdAt), 3, right: true) + " " + task.title
             }
             let style: TextGrid.Style = task.status.isTerminal ? .dim : task.priority >= 4 ? .warning : .normal
@@ -207,7 +211,7 @@ public enum BoardRenderer {
         }
     }
 
-    static func chatRows(_ board: BoardState, width: Int) -> [Row] {
+    static func chatRows(_ board: BoardState, _ clock: BoardClock, width: Int) -> [Row] {
         let rooms = board.rooms.values.sorted { $0.id < $1.id }
         let listWidth = min(18, width / 3)
         var lines: [Row] = rooms.map { room in
@@ -220,18 +224,18 @@ public enum BoardRenderer {
         let tail = Array(messages.suffix(count))
         while lines.count < count { lines.append(Row(id: "", text: String(repeating: " ", count: listWidth))) }
         for (index, message) in tail.enumerated() {
-            lines[index].text = pad(lines[index].text, listWidth) + "│ " + clock(message.at) + " " + message.senderId + ": " + message.text
+            lines[index].text = pad(lines[index].text, listWidth) + "│ " + clock.time(message.at) + " " + message.senderId + ": " + message.text
         }
         return lines
     }
 
-    static func details(_ pane: BoardView.Pane, id: String, _ board: BoardState, now: Int64) -> [String] {
+    static func details(_ pane: BoardView.Pane, id: String, _ board: BoardState, _ clock: BoardClock, now: Int64) -> [String] {
         switch pane {
         case .workers:
             guard let worker = board.workers[id] else { return [] }
             var lines = ["name      \(worker.name)", "id        \(worker.id)", "active    \(worker.active ? "yes" : "no")"]
             if let lat = worker.lat, let lon = worker.lon { lines.append(String(format: "position  %.5f, %.5f", lat, lon)) }
-            if let at = worker.positionAt { lines.append("fix       \(clock(at)) (\(duration(now - at)) ago)") }
+            if let at = worker.positionAt { lines.append("fix       \(clock.time(at)) (\(duration(now - at)) ago)") }
             if let speed = worker.speed { lines.append(String(format: "speed     %.1f km/h", speed * 3.6)) }
             if let battery = worker.battery { lines.append("battery   \(Int(battery))%") }
             if let task = board.tasks.values.first(where: { $0.assigneeId == id && !$0.status.isTerminal }) { lines.append("task      \(task.id) \(task.title)") }
@@ -240,14 +244,14 @@ public enum BoardRenderer {
             guard let task = board.tasks[id] else { return [] }
             return [
                 "task      \(task.id)", "title     \(task.title)", "status    \(task.status.rawValue)", "priority  \(task.priority)",
-                "assignee  \(task.assigneeId ?? "—")", "created   \(clock(task.createdAt)) (\(duration(now - task.createdAt)) ago)",
-                "changed   \(clock(task.updatedAt))",
+                "assignee  \(task.assigneeId ?? "—")", "created   \(clock.time(task.createdAt)) (\(duration(now - task.createdAt)) ago)",
+                "changed   \(clock.time(task.updatedAt))",
             ]
         case .chat:
             guard let room = board.rooms[id] else { return [] }
             return ["room      #\(room.id) \(room.name)", "messages  \(room.messages.count) kept", "say       :say \(room.id) \"…\""]
         case .alerts:
-            return board.alerts.filter { String($0.at) == id }.flatMap { ["\(clock($0.at)) \($0.title)", $0.body ?? ""] }
+            return board.alerts.filter { String($0.at) == id }.flatMap { ["\(clock.time($0.at)) \($0.title)", $0.body ?? ""] }
         }
     }
 
@@ -306,12 +310,4 @@ public enum BoardRenderer {
     }
 
     /// `HH:mm:ss` UTC.
-    static func clock(_ milliseconds: Int64) -> String {
-        let seconds = (milliseconds / 1_000) % 86_400
-        return String(format: "%02d:%02d:%02d", seconds / 3_600, (seconds / 60) % 60, seconds % 60)
-    }
-
-    static func startOfDay(_ milliseconds: Int64) -> Int64 {
-        milliseconds - milliseconds % 86_400_000
-    }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The dispatcher's side of the screen: which pane has focus, what is selected, what is being
 /// typed. Kept apart from `BoardState`, which only the server's data changes.
 public struct BoardView: Sendable, Hashable {
@@ -36,6 +38,8 @@ public struct BoardView: Sendable, Hashable {
     public var history: [String] = []
     /// A position older than this is shown as stale (ms).
     public var staleAfter: Int64 = 120_000
+    /// How times are shown and where "today" starts.
+    public var clock = BoardClock.utc
     /// `NO_COLOR`: styles still mark selection and errors, but with no color.
     public var monochrome = false
 
@@ -55,5 +59,33 @@ public struct BoardView: Sendable, Hashable {
         let all = Pane.allCases
         let index = all.firstIndex(of: focus)!
         focus = all[(index + (backwards ? all.count - 1 : 1)) % all.count]
+    }
+}
+
+/// Wall-clock times in one zone: a fixed offset taken when the board starts (a board open across
+/// a daylight-saving change shows the old offset until restarted).
+public struct BoardClock: Hashable, Sendable {
+    /// Milliseconds east of UTC.
+    public var offset: Int64
+    /// Shown after the time in the title bar: `UTC`, `CET`, `+0530`.
+    public var zone: String
+
+    public static let utc = BoardClock(offset: 0, zone: "UTC")
+
+    public init(offset: Int64, zone: String) {
+        self.offset = offset
+        self.zone = zone
+    }
+
+    /// `HH:MM:SS` of an instant (ms since 1970).
+    public func time(_ milliseconds: Int64) -> String {
+        let seconds = ((milliseconds + offset) / 1_000 % 86_400 + 86_400) % 86_400
+        return String(format: "%02d:%02d:%02d", seconds / 3_600, (seconds / 60) % 60, seconds % 60)
+    }
+
+    /// The instant the day containing `milliseconds` began, in this zone.
+    public func startOfDay(_ milliseconds: Int64) -> Int64 {
+        let local = milliseconds + offset
+        return local - ((local % 86_400_000) + 86_400_000) % 86_400_000 - offset
     }
 }

@@ -64,4 +64,28 @@ struct BoardRendererTests {
         grid = BoardRenderer.render(BoardFixture.board(), view, now: BoardFixture.now, width: 80, height: 24)
         #expect(grid.text.contains("title     Replace valve"))
     }
+
+    @Test func timesAndTodayFollowTheDispatchersZone() {
+        var view = BoardView()
+        var grid = BoardRenderer.render(BoardFixture.board(), view, now: BoardFixture.now, width: 200, height: 60)
+        #expect(grid.text.contains("14:02:00 UTC"))
+        #expect(grid.text.contains("done today 1"))
+        // Ten hours east it is already tomorrow: the meter reading done at 23:02 was yesterday.
+        view.clock = BoardClock(offset: 10 * 3_600_000, zone: "AEST")
+        grid = BoardRenderer.render(BoardFixture.board(), view, now: BoardFixture.now, width: 200, height: 60)
+        #expect(grid.text.contains("00:02:00 AEST"))
+        #expect(grid.text.contains("done today 0"))
+        let west = BoardClock(offset: -5 * 3_600_000, zone: "EST")
+        #expect(west.time(BoardFixture.now) == "09:02:00")
+        #expect(west.startOfDay(BoardFixture.now) == BoardFixture.now - (9 * 60 + 2) * 60_000)
+    }
+
+    @Test func longAssigneeIdsAreShownWholeAt80Columns() {
+        var board = BoardFixture.board()
+        let now = BoardFixture.now
+        board.apply(BoardFixture.event("task.created", ["taskId": "S7-3", "title": "Clear drain", "assigneeId": "sim-w-012", "priority": 3], at: now - 60_000), receivedAt: now)
+        let grid = BoardRenderer.render(board, BoardView(), now: now, width: 80, height: 24)
+        #expect(grid.text.contains("sim-w-012"))
+        #expect(grid.text.contains("Clear"))
+    }
 }

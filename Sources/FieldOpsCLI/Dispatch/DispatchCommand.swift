@@ -41,6 +41,8 @@ struct DispatchCommand: AsyncParsableCommand {
     var height: Int?
     @Option(name: .customLong("stale-after"), help: ArgumentHelp("Seconds after which a worker's position is shown as stale.", valueName: "seconds"))
     var staleAfter = 120
+    @Flag(help: "Show times in UTC rather than the local time zone (from $TZ or the system).")
+    var utc = false
     @Flag(help: "On exit, print events received, redraws, CPU time and peak memory (for measuring the client).")
     var stats = false
 
@@ -94,6 +96,7 @@ struct DispatchCommand: AsyncParsableCommand {
         }
         var view = BoardView()
         view.staleAfter = Int64(staleAfter) * 1_000
+        if !utc { view.clock = Self.localClock() }
         view.monochrome = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
         if once {
             var board = session.board.snapshot.board
@@ -112,18 +115,31 @@ struct DispatchCommand: AsyncParsableCommand {
         await screen.run()
         connection.cancel()
         if stats {
-            print(Self.statsLine(seconds: (ContinuousClock.now - started).secondsValue, events: session.board.snapshot.board.eventsApplied, redraws: screen.redraws))
+            print(Self.statsLine(
+                seconds: (ContinuousClock.now - started).secondsValue, events: session.board.snapshot.board.eventsApplied,
+                redraws: screen.redraws, reconnects: session.connectionsLost.load(ordering: .relaxed)
+            ))
         }
     }
 
+    /// The local zone's offset now, named as people there write it (CET, EDT), else +HHMM.
+    static func localClock() -> BoardClock {
+        let zone = TimeZone.current
+        let seconds = zone.secondsFromGMT()
+        guard seconds != 0 || !["UTC", "GMT", "Etc/UTC", "Etc/GMT", "Universal", "Zulu"].contains(zone.identifier) else { return .utc }
+        let name = zone.abbreviation().flatMap { $0.hasPrefix("GMT") ? nil : $0 }
+            ?? String(format: "%@%02d%02d", seconds < 0 ? "-" : "+", abs(seconds) / 3_600, abs(seconds) / 60 % 60)
+        return BoardClock(offset: Int64(seconds) * 1_000, zone: name)
+    }
+
     /// What the client did and what it cost, from the process's own resource usage.
-    static func statsLine(seconds: Double, events: Int, redraws: Int) -> String {
+    static func statsLine(seconds: Double, events: Int, redraws: Int, reconnects: Int) -> String {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
         return String(
-            format: "dispatch ran %.0f s: %d events (%.0f/s), %d redraws (%.1f/s), CPU %.1f s (%.0f%% of one core), peak memory %.0f MB",
-            seconds, events, Double(events) / seconds, redraws, Double(redraws) / seconds, cpu, cpu / seconds * 100, Double(usage.ru_maxrss) / 1_024
+            format: "dispatch ran %.0f s: %d events (%.0f/s), %d redraws (%.1f/s), %d connections lost, CPU %.1f s (%.0f%% of one core), peak memory %.0f MB",
+            seconds, events, Double(events) / seconds, redraws, Double(redraws) / seconds, reconnects, cpu, cpu / seconds * 100, Double(usage.ru_maxrss) / 1_024
         )
     }
 

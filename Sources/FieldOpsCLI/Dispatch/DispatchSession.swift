@@ -47,6 +47,8 @@ final class DispatchSession: Sendable {
     private let needsReload = Atomic<Bool>(false)
     /// Failed connects in a row, for the backoff.
     private let attempts = Atomic<Int>(0)
+    /// Connections lost since start (for `--stats`).
+    let connectionsLost = Atomic<Int>(0)
     private let subject: Mutex<String> = Mutex("")
     /// A new room was found: reconnect now, resuming every channel.
     private let resubscribe = Atomic<Bool>(false)
@@ -135,7 +137,8 @@ final class DispatchSession: Sendable {
                 _ = try await call(HTTPMethod(rawValue: method), path, body: body)
                 board.update { $0.status = (summary, false) }
             } catch {
-                board.update { $0.status = ("\(error)", true) }
+                // The command is in the history: say so, so fixing it needs no retyping.
+                board.update { $0.status = ("\(error) · ↑ on the command line recalls it", true) }
             }
         case .openRoom(let room):
             board.update { board in
@@ -171,6 +174,7 @@ final class DispatchSession: Sendable {
                 }
             } catch {
                 if Task.isCancelled { return }
+                connectionsLost.add(1, ordering: .relaxed)
                 let attempt = attempts.add(1, ordering: .relaxed).newValue
                 let reason = (error as? Failure)?.description ?? "cannot reach \(server)"
                 board.update { $0.connection = .reconnecting(attempt: attempt, reason: String(reason.prefix(80))) }
