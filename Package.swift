@@ -92,6 +92,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Incident replay: a tenant's streams between two instants, merged into one timeline.
+        .target(
+            name: "Replay",
+            dependencies: ["Redis", "Streams", "Domain", "DocumentStore"]
+        ),
         // The HTTP server: routes, errors, supervised services. `fieldops serve` runs it.
         .target(
             name: "FieldOpsServer",
@@ -128,6 +133,7 @@ let package = Package(
                 "FieldOpsServer",
                 "FileStore",
                 "DispatchBoard",
+                "Replay",
                 "CNCurses",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -171,7 +177,7 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
-        .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "FieldOpsServer", "Streams", "Redis", "DocumentStore", "Projections", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "FieldOpsCLITests", dependencies: ["FieldOpsCLI", "Replay", "FieldOpsServer", "Streams", "Redis", "DocumentStore", "Projections", .product(name: "NIOPosix", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -88,7 +88,8 @@ final class ProgressBar: @unchecked Sendable {
     private let interactive = isatty(STDERR_FILENO) == 1
     private var lastDraw = ContinuousClock.now - .seconds(10)
 
-    func update(done: Int, total: Int, label: String) {
+    /// - Parameter counts: shown instead of "done/total" when given.
+    func update(done: Int, total: Int, label: String, counts: String? = nil) {
         lock.lock()
         defer { lock.unlock() }
         let now = ContinuousClock.now
@@ -98,7 +99,7 @@ final class ProgressBar: @unchecked Sendable {
         let width = 30
         let filled = Int(fraction * Double(width))
         let line = "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "] "
-            + String(format: "%3.0f%%", fraction * 100) + " \(done)/\(total) \(label)"
+            + String(format: "%3.0f%%", fraction * 100) + " \(counts ?? "\(done)/\(total)") \(label)"
         FileHandle.standardError.write(Data(((interactive ? "\r\u{1B}[K" : "") + line + (interactive ? "" : "\n")).utf8))
     }
 

@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import Replay
+
+/// `fieldops replay`: what happened in a tenant between two instants, from its streams.
+struct ReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Replay a tenant's streams between two instants as one timeline.",
+        discussion: """
+            Reads every stream of the tenant (or those the filters need) by id range — stream ids
+            are milliseconds — and merges them in id order. The top of the output says plainly when
+            a stream no longer holds all of the window (entries trimmed or deleted) or began inside
+            it. The same window prints the same bytes every time.
+
+            Times: 2026-11-22T14:00:00Z, 2026-11-22T15:00+01:00, "2026-11-22 14:00" (in --tz, default
+            the local zone), "2026-11-22 14:00 Europe/Berlin", 14:00 (today), "2h ago", now; a leading minus
+            needs the = form: --from=-2h, --from=-90m.
+
+            Examples:
+              fieldops replay --tenant acme --from 14:00 --to 14:30
+              fieldops replay --tenant acme --from "2h ago" --worker w-7 --worker w-9
+              fieldops replay --tenant acme --from "2026-11-20 14:00" --to "2026-11-20 15:00" --room ops
+              fieldops replay --tenant acme --from=-1d --event-type task.assigned --format jsonl > assigned.jsonl
+              fieldops replay --tenant acme --from=-6h --bbox 52.50,13.35,52.54,13.45
+            """
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: ArgumentHelp("Start of the window (inclusive).", valueName: "time"))
+    var from: String
+    @Option(help: ArgumentHelp("End of the window (inclusive). Defaults to now.", valueName: "time"))
+    var to = "now"
+    @Option(name: .customLong("worker"), help: ArgumentHelp("Only events about this worker (repeatable).", valueName: "id"))
+    var workers: [String] = []
+    @Option(name: .customLong("room"), help: ArgumentHelp("Only events of this chat room (repeatable).", valueName: "id"))
+    var rooms: [String] = []
+    @Option(name: .customLong("task"), help: ArgumentHelp("Only events about this task (repeatable).", valueName: "id"))
+    var tasks: [String] = []
+    @Option(name: .customLong("stream"), help: ArgumentHelp("Only this stream (repeatable): locationUpdates, taskAssignments, chat:ops…", valueName: "name"))
+    var streams: [String] = []
+    @Option(name: .customLong("event-type"), help: ArgumentHelp("Only this event type (repeatable): task.assigned, location.reported…", valueName: "type"))
+    var eventTypes: [String] = []
+    @Option(help: ArgumentHelp("Only events with a position inside this box: south,west,north,east.", valueName: "s,w,n,e"))
+    var bbox: String?
+    @Option(help: ArgumentHelp("text (for people) or jsonl (one JSON object per line).", valueName: "format"))
+    var format: TimelineFormat.Style = .text
+    @Option(help: ArgumentHelp("Time zone for times typed without one and for the text output: Europe/Berlin, UTC, +01:00. Defaults to $TZ, then the system's.", valueName: "zone"))
+    var tz: String?
+
+    func validate() throws {
+        if let bbox { _ = try Self.box(bbox) }
+        if let tz, ReplayTime.zoneNamed(tz) == nil { throw ValidationError("unknown time zone \"\(tz)\" (use Europe/Berlin, UTC or +01:00)") }
+    }
+
+    static func box(_ text: String) throws -> (minLat: Double, minLon: Double, maxLat: Double, maxLon: Double) {
+        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 4, let south = parts[0], let west = parts[1], let north = parts[2], let east = parts[3],
+              (-90...90).contains(south), (-90...90).contains(north), (-180...180).contains(west), (-180...180).contains(east),
+              south <= north, west <= east else {
+            throw ValidationError("--bbox is south,west,north,east in degrees, e.g. 52.50,13.35,52.54,13.45")
+        }
+        return (south, west, north, east)
+    }
+
+    func run() async throws {
+        let zone = tz.flatMap(ReplayTime.zoneNamed) ?? TimeZone.current
+        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        let start: Int64, end: Int64
+        do {
+            start = try ReplayTime.parse(from, now: now, zone: zone)
+            end = try ReplayTime.parse(to, now: now, zone: zone)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        guard start <= end else {
+            throw ValidationError("--from (\(ReplayTime.format(start, zone: zone))) is after --to (\(ReplayTime.format(end, zone: zone)))")
+        }
+        var filter = ReplayFilter()
+        filter.workers = Set(workers)
+        filter.rooms = Set(rooms)
+        filter.tasks = Set(tasks)
+        filter.streams = Set(streams)
+        filter.eventTypes = Set(eventTypes)
+        filter.box = try bbox.map(Self.box)
+
+        let reader: TimelineReader
+        let names: [String]
+        let coverage: [StreamCoverage]
+        do {
+            reader = try TimelineReader(redisURL: connection.resolvedRedisURL, tenant: connection.resolvedTenant, from: start, to: end, filter: filter)
+            names = try await reader.streams()
+            coverage = try await reader.coverage(of: names)
+        } catch {
+            throw CommandFailure("cannot read the streams of tenant \(connection.resolvedTenant) at \(connection.resolvedRedisURL): \(error)")
+        }
+        let output = TimelineFormat(style: format, zone: zone, from: start, to: end)
+        output.header(tenant: connection.resolvedTenant, from: start, to: end, coverage: coverage, filter: filter).forEach(say)
+        // Progress only when the timeline goes to a file and a person watches the terminal.
+        let bar = isatty(STDERR_FILENO) == 1 && Self.isRegularFile(STDOUT_FILENO) ? ProgressBar() : nil
+        let started = ContinuousClock.now
+        var matched = 0
+        let read = try await reader.read(names, progress: { time, read in
+            let seconds = (ContinuousClock.now - started).secondsValue
+            let fraction = Double(time - start) / Double(max(1, end - start))
+            let eta = fraction > 0 ? seconds / fraction - seconds : 0
+            bar?.update(done: Int(fraction * 1_000), total: 1_000, label: String(format: "%.0f entries/s, about %.0f s left", Double(read) / max(seconds, 0.001), eta), counts: "\(read) entries")
+        }) { entry in
+            matched += 1
+            say(output.line(entry))
+        }
+        bar?.finish()
+        output.footer(matched: matched, read: read).forEach(say)
+    }
+
+    static func isRegularFile(_ descriptor: Int32) -> Bool {
+        var status = stat()
+        return fstat(descriptor, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
+    }
+}
+
+extension TimelineFormat.Style: ExpressibleByArgument {}

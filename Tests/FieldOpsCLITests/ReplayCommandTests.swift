@@ -1,0 +1,174 @@
+import DocumentStore
+import Domain
+import FieldOpsCLI
+import Foundation
+import Redis
+import Replay
+import Streams
+import Testing
+
+@Suite("fieldops replay against a real redis-server")
+struct ReplayCommandTests {
+    let context: CLIContext
+
+    init() throws {
+        context = try CLIContext()
+    }
+
+    /// Nine events over three streams, written through the stream library in this order, a few
+    /// milliseconds apart (within one millisecond, ids of different streams do not say which
+    /// came first; the timeline then orders them by stream name).
+    func seed() async throws -> [String] {
+        let locations = try StreamProducer(redisURL: context.server.url, tenant: "acme", stream: StreamNames.locationUpdates)
+        let tasks = try StreamProducer(redisURL: context.server.url, tenant: "acme", stream: StreamNames.taskAssignments)
+        let chat = try StreamProducer(redisURL: context.server.url, tenant: "acme", stream: "chat:ops")
+        var ids: [String] = []
+        try await Task.sleep(for: .milliseconds(3))
+        ids.append(try await tasks.publish(eventType: EventType.taskCreated, payload: #"{"taskId":"T-1","title":"Replace valve","by":"d-1","location":{"lat":52.52,"lon":13.40}}"#, routing: ["taskId": "T-1"]))
+        try await Task.sleep(for: .milliseconds(3))
+        ids.append(try await locations.publish(eventType: EventType.locationReported, payload: #"{"workerId":"w-1","lat":52.50,"lon":13.37,"battery":80}"#, routing: ["workerId": "w-1"]))
+        try await Task.sleep(for: .milliseconds(3))
+        ids.append(try await chat.publish(eventType: EventType.messageCreated, payload: #"{"messageId":"m-1","roomId":"ops","senderId":"d-1","text":"Storm front at 14:00"}"#, routing: ["roomId": "ops"]))
+        try await Task.sleep(for: .milliseconds(3))
+        ids.append(try await tasks.publish(eventType: EventType.taskAssigned, payload: #"{"taskId":"T-1","assigneeId":"w-1","by":"d-1"}"#, routing: ["taskId": "T-1"]))
+        try await Task.sleep(for: .milliseconds(3))
+        ids.append(try await locations.publish(eventType: EventType.locationReported, payload: #"{"workerId":"w-2","lat":48.14,"lon":11.58}"#, routing: ["workerId": "w-2"]))
+        try await Task.sleep(for: .milliseconds(3))
+        ids.append(try await tasks.publish(eventType: EventType.taskAccepted, payload: #"{"taskId":"T-1","by":"w-1"}"#, routing: ["taskId": "T-1"]))
+        try await Task.sleep(for: .milliseconds(3))
+        ids.append(try await chat.publish(eventType: EventType.messageCreated, payload: #"{"messageId":"m-2","roomId":"ops","senderId":"w-1","text":"On my way"}"#, routing: ["roomId": "ops"]))
+        try await Task.sleep(for: .milliseconds(3))
+        ids.append(try await locations.publish(eventType: EventType.locationReported, payload: #"{"workerId":"w-1","lat":52.51,"lon":13.38,"battery":79}"#, routing: ["workerId": "w-1"]))
+        try await Task.sleep(for: .milliseconds(3))
+        ids.append(try await tasks.publish(eventType: EventType.taskCompleted, payload: #"{"taskId":"T-1","by":"w-1","note":"valve replaced"}"#, routing: ["taskId": "T-1"]))
+        return ids
+    }
+
+    func time(_ id: String) -> String {
+        ISOTime.string(milliseconds: Int64(streamIDParts(id).milliseconds))
+    }
+
+    func replay(_ arguments: [String]) async throws -> String {
+        try await context.run(["replay", "--redis-url", context.server.url, "--tenant", "acme", "--tz", "UTC"] + arguments)
+    }
+
+    /// The events of a jsonl replay: (stream, id, type), header dropped.
+    func events(_ output: String) throws -> [(stream: String, id: String, type: String)] {
+        try output.split(separator: "\n").dropFirst().map { line in
+            let object = try JSONValue(jsonText: String(line))
+            return (object["stream"]?.stringValue ?? "", object["id"]?.stringValue ?? "", object["eventType"]?.stringValue ?? "")
+        }
+    }
+
+    @Test func theStreamsMergeIntoOneTimelineInIdOrder() async throws {
+        let ids = try await seed()
+        let output = try await replay(["--from", time(ids.first!), "--to", time(ids.last!), "--format", "jsonl"])
+        let header = try JSONValue(jsonText: String(output.split(separator: "\n")[0]))
+        #expect(header["complete"] == true)
+        #expect(header["streams"] == ["chat:ops", "locationUpdates", "taskAssignments"])
+        let timeline = try events(output)
+        #expect(timeline.map(\.id) == ids)
+        #expect(timeline.map(\.type) == [
+            "task.created", "location.reported", "message.created", "task.assigned", "location.reported",
+            "task.accepted", "message.created", "location.reported", "task.completed",
+        ])
+        // The text form says who did what, in order.
+        let text = try await replay(["--from", time(ids.first!), "--to", time(ids.last!)])
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines[0].hasPrefix("FieldOps replay · tenant acme · "))
+        let assigned = try #require(lines.first { $0.contains("task.assigned") })
+        #expect(assigned.contains("d-1") && assigned.contains("T-1 → w-1"))
+        #expect(lines.contains { $0.contains("#ops w-1: \"On my way\"") })
+        #expect(lines.last == "9 events shown of 9 read.")
+    }
+
+    @Test func theWindowAndTheFiltersChooseTheEvents() async throws {
+        let ids = try await seed()
+        let window = ["--from", time(ids.first!), "--to", time(ids.last!), "--format", "jsonl"]
+        // A window that ends before the last fix leaves it (and what follows) out.
+        let early = try events(try await replay(["--from", time(ids[0]), "--to", time(ids[0]), "--format", "jsonl"]))
+        #expect(early.allSatisfy { Int64(streamIDParts($0.id).milliseconds) == Int64(streamIDParts(ids[0]).milliseconds) })
+        #expect(early.contains { $0.id == ids[0] })
+
+        #expect(try events(try await replay(window + ["--worker", "w-2"])).map(\.id) == [ids[4]])
+        #expect(try events(try await replay(window + ["--worker", "w-1"])).map(\.id) == [ids[1], ids[3], ids[5], ids[6], ids[7], ids[8]])
+        #expect(try events(try await replay(window + ["--task", "T-1"])).map(\.id) == [ids[0], ids[3], ids[5], ids[8]])
+        #expect(try events(try await replay(window + ["--room", "ops"])).map(\.id) == [ids[2], ids[6]])
+        #expect(try events(try await replay(window + ["--stream", "locationUpdates"])).map(\.id) == [ids[1], ids[4], ids[7]])
+        #expect(try events(try await replay(window + ["--event-type", "task.assigned", "--event-type", "task.completed"])).map(\.id) == [ids[3], ids[8]])
+        // Berlin, not Munich: the two fixes of w-1 and the task's place.
+        #expect(try events(try await replay(window + ["--bbox", "52.4,13.3,52.6,13.5"])).map(\.id) == [ids[0], ids[1], ids[7]])
+        // Kinds combine with AND.
+        #expect(try events(try await replay(window + ["--worker", "w-1", "--stream", "taskAssignments"])).map(\.id) == [ids[3], ids[5], ids[8]])
+    }
+
+    @Test func theSameWindowPrintsTheSameBytes() async throws {
+        let ids = try await seed()
+        for format in ["text", "jsonl"] {
+            let arguments = ["--from", time(ids.first!), "--to", time(ids.last!), "--format", format]
+            let first = try await replay(arguments)
+            let second = try await replay(arguments)
+            #expect(first == second)
+            #expect(!first.isEmpty)
+        }
+    }
+
+    @Test func aWindowThatStartsBeforeTrimmedEntriesSaysSoAtTheTop() async throws {
+        let ids = try await seed()
+        let redis = try RedisConnection(url: context.server.url)
+        // Keep the newest fix only: the first two are gone.
+        try redis.command("XTRIM", "tenant:{acme}:stream:locationUpdates", "MAXLEN", "1")
+        let text = try await replay(["--from", time(ids.first!), "--to", time(ids.last!)])
+        let top = text.split(separator: "\n").prefix(4).joined(separator: "\n")
+        #expect(top.contains("! INCOMPLETE locationUpdates: entries up to"))
+        #expect(!top.contains("INCOMPLETE taskAssignments"))
+        let jsonl = try await replay(["--from", time(ids.first!), "--to", time(ids.last!), "--format", "jsonl"])
+        let header = try JSONValue(jsonText: String(jsonl.split(separator: "\n")[0]))
+        #expect(header["complete"] == false)
+        #expect(header["gaps"]?.arrayValue?.first?["stream"] == "locationUpdates")
+        // A window after the trimmed part is complete.
+        let later = try await replay(["--from", time(ids[8]), "--to", time(ids[8]), "--format", "jsonl"])
+        #expect(try JSONValue(jsonText: String(later.split(separator: "\n")[0]))["complete"] == true)
+    }
+
+    @Test func mistakesAreExplained() async throws {
+        await #expect(throws: (any Error).self) { try await replay(["--from", "yesterday-ish"]) }
+        do {
+            _ = try await replay(["--from", "2026-11-22T15:00:00Z", "--to", "2026-11-22T14:00:00Z"])
+            Issue.record("a reversed window was accepted")
+        } catch {
+            #expect("\(error)".contains("is after --to"))
+        }
+        await #expect(throws: (any Error).self) { try await replay(["--from", "now", "--bbox", "91,0,92,1"]) }
+        await #expect(throws: (any Error).self) { try await replay(["--from", "now", "--tz", "Mars/Olympus"]) }
+    }
+}
+
+@Suite("Replay times")
+struct ReplayTimeTests {
+    let now: Int64 = 1_795_356_120_000  // 2026-11-22T14:02:00Z
+    let utc = TimeZone(secondsFromGMT: 0)!
+    let berlin = TimeZone(identifier: "Europe/Berlin")!
+
+    @Test func timesAsInvestigatorsTypeThem() throws {
+        #expect(try ReplayTime.parse("2026-11-22T14:02:00Z", now: 0, zone: berlin) == now)
+        #expect(try ReplayTime.parse("2026-11-22T15:02:00+01:00", now: 0, zone: utc) == now)
+        #expect(try ReplayTime.parse("2026-11-22T14:02:00.250Z", now: 0, zone: utc) == now + 250)
+        #expect(try ReplayTime.parse("2026-11-22 15:02", now: 0, zone: berlin) == now)
+        #expect(try ReplayTime.parse("2026-11-22 15:02 Europe/Berlin", now: 0, zone: utc) == now)
+        #expect(try ReplayTime.parse("2026-11-22 14:02", now: 0, zone: utc) == now)
+        #expect(try ReplayTime.parse("2026-11-22", now: 0, zone: utc) == now - (14 * 60 + 2) * 60_000)
+        #expect(try ReplayTime.parse("15:02", now: now, zone: berlin) == now)
+        #expect(try ReplayTime.parse("-2h", now: now, zone: utc) == now - 7_200_000)
+        #expect(try ReplayTime.parse("-1d12h", now: now, zone: utc) == now - 129_600_000)
+        #expect(try ReplayTime.parse("90m ago", now: now, zone: utc) == now - 5_400_000)
+        #expect(try ReplayTime.parse("now", now: now, zone: utc) == now)
+        #expect(ReplayTime.format(now, zone: berlin) == "2026-11-22 15:02:00.000")
+    }
+
+    @Test func nonsenseIsRefusedWithAnExample() {
+        for text in ["yesterday", "2026-13-01", "25:00", "-2x", "2026-11-22 14:00 Mars/Olympus", ""] {
+            #expect(throws: ReplayTime.Invalid.self) { try ReplayTime.parse(text, now: now, zone: utc) }
+        }
+    }
+}
