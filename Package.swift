@@ -95,7 +95,7 @@ let package = Package(
         // Incident replay: a tenant's streams between two instants, merged into one timeline.
         .target(
             name: "Replay",
-            dependencies: ["Redis", "Streams", "Domain", "DocumentStore"]
+            dependencies: ["Redis", "Streams", "Domain", "DocumentStore", "Projections"]
         ),
         // The HTTP server: routes, errors, supervised services. `fieldops serve` runs it.
         .target(
@@ -150,7 +150,7 @@ let package = Package(
         .testTarget(name: "StreamsTests", dependencies: ["Streams", "Redis"]),
         .testTarget(name: "DocumentStoreTests", dependencies: ["DocumentStore"]),
         .testTarget(name: "DomainTests", dependencies: ["Domain"]),
-        .testTarget(name: "DispatchBoardTests", dependencies: ["DispatchBoard", "Domain", "DocumentStore"]),
+        .testTarget(name: "DispatchBoardTests", dependencies: ["DispatchBoard", "Domain", "DocumentStore"], exclude: ["Golden"]),
         .testTarget(
             name: "FileStoreTests",
             dependencies: ["FileStore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio")]

@@ -23,12 +23,14 @@ struct ReplayCommand: AsyncParsableCommand {
               fieldops replay --tenant acme --from "2026-11-20 14:00" --to "2026-11-20 15:00" --room ops
               fieldops replay --tenant acme --from=-1d --event-type task.assigned --format jsonl > assigned.jsonl
               fieldops replay --tenant acme --from=-6h --bbox 52.50,13.35,52.54,13.45
+              fieldops replay --tenant acme --at 14:02                 # who was where, which task where, stock
+              fieldops replay --tenant acme --diff 14:00 14:30         # what changed in between
             """
     )
 
     @OptionGroup var connection: ConnectionOptions
-    @Option(help: ArgumentHelp("Start of the window (inclusive).", valueName: "time"))
-    var from: String
+    @Option(help: ArgumentHelp("Start of the window (inclusive). Needed unless --at or --diff is given.", valueName: "time"))
+    var from: String?
     @Option(help: ArgumentHelp("End of the window (inclusive). Defaults to now.", valueName: "time"))
     var to = "now"
     @Option(name: .customLong("worker"), help: ArgumentHelp("Only events about this worker (repeatable).", valueName: "id"))
@@ -45,10 +47,18 @@ struct ReplayCommand: AsyncParsableCommand {
     var bbox: String?
     @Option(help: ArgumentHelp("text (for people) or jsonl (one JSON object per line).", valueName: "format"))
     var format: TimelineFormat.Style = .text
+    @Option(help: ArgumentHelp("Instead of a timeline: the tenant's state at this instant (workers' last positions, tasks, stock, unread notifications).", valueName: "time"))
+    var at: String?
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Instead of a timeline: what changed in the state between two instants.", valueName: "from to"))
+    var diff: [String] = []
     @Option(help: ArgumentHelp("Time zone for times typed without one and for the text output: Europe/Berlin, UTC, +01:00. Defaults to $TZ, then the system's.", valueName: "zone"))
     var tz: String?
 
     func validate() throws {
+        guard diff.isEmpty || diff.count == 2 else { throw ValidationError("--diff takes two instants: --diff 14:00 14:30") }
+        guard [from != nil, at != nil, !diff.isEmpty].filter({ $0 }).count == 1 else {
+            throw ValidationError("give one of --from (a timeline), --at (the state at an instant) or --diff FROM TO (what changed)")
+        }
         if let bbox { _ = try Self.box(bbox) }
         if let tz, ReplayTime.zoneNamed(tz) == nil { throw ValidationError("unknown time zone \"\(tz)\" (use Europe/Berlin, UTC or +01:00)") }
     }
@@ -66,13 +76,20 @@ struct ReplayCommand: AsyncParsableCommand {
     func run() async throws {
         let zone = tz.flatMap(ReplayTime.zoneNamed) ?? TimeZone.current
         let now = Int64(Date().timeIntervalSince1970 * 1_000)
-        let start: Int64, end: Int64
-        do {
-            start = try ReplayTime.parse(from, now: now, zone: zone)
-            end = try ReplayTime.parse(to, now: now, zone: zone)
-        } catch {
-            throw ValidationError(error.description)
+        func instant(_ text: String) throws -> Int64 {
+            do {
+                return try ReplayTime.parse(text, now: now, zone: zone)
+            } catch {
+                throw ValidationError(error.description)
+            }
         }
+        if let at {
+            return try await showState(at: try instant(at), zone: zone)
+        }
+        if diff.count == 2 {
+            return try await showChanges(from: try instant(diff[0]), to: try instant(diff[1]), zone: zone)
+        }
+        let start = try instant(from ?? "now"), end = try instant(to)
         guard start <= end else {
             throw ValidationError("--from (\(ReplayTime.format(start, zone: zone))) is after --to (\(ReplayTime.format(end, zone: zone)))")
         }
@@ -111,6 +128,54 @@ struct ReplayCommand: AsyncParsableCommand {
         }
         bar?.finish()
         output.footer(matched: matched, read: read).forEach(say)
+    }
+
+    /// Folds the tenant's streams up to `instant` and prints the state.
+    func showState(at instant: Int64, zone: TimeZone) async throws {
+        let fold = try TenantFold(redisURL: connection.resolvedRedisURL, tenant: connection.resolvedTenant)
+        try await advance(fold, to: instant)
+        let output = TimelineFormat(style: format, zone: zone, from: instant, to: instant)
+        output.state(try await fold.snapshot(), tenant: connection.resolvedTenant, coverage: try await historyCoverage(), refused: fold.refused).forEach(say)
+    }
+
+    /// Folds to `from`, then on to `to`, and prints what changed.
+    func showChanges(from start: Int64, to end: Int64, zone: TimeZone) async throws {
+        guard start <= end else {
+            throw ValidationError("the first --diff instant (\(ReplayTime.format(start, zone: zone))) is after the second (\(ReplayTime.format(end, zone: zone)))")
+        }
+        let fold = try TenantFold(redisURL: connection.resolvedRedisURL, tenant: connection.resolvedTenant)
+        try await advance(fold, to: start)
+        let before = try await fold.snapshot()
+        try await advance(fold, to: end)
+        let after = try await fold.snapshot()
+        let output = TimelineFormat(style: format, zone: zone, from: start, to: end)
+        output.changes(after.changes(since: before), tenant: connection.resolvedTenant, from: start, to: end, coverage: try await historyCoverage()).forEach(say)
+    }
+
+    private func advance(_ fold: TenantFold, to instant: Int64) async throws {
+        let bar = isatty(STDERR_FILENO) == 1 && !Self.isPipe(STDOUT_FILENO) ? ProgressBar() : nil
+        let started = ContinuousClock.now, first = max(fold.position, 0)
+        do {
+            try await fold.advance(to: instant) { time, read in
+                let seconds = (ContinuousClock.now - started).secondsValue
+                let fraction = Double(time - first) / Double(max(1, instant - first))
+                bar?.update(done: Int(fraction * 1_000), total: 1_000, label: String(format: "folded, %.0f entries/s", Double(read) / max(seconds, 0.001)), counts: "\(read) entries")
+            }
+        } catch {
+            throw CommandFailure("cannot fold the streams of tenant \(connection.resolvedTenant) at \(connection.resolvedRedisURL): \(error)")
+        }
+        bar?.finish()
+    }
+
+    /// Coverage of everything from the beginning: a state needs every entry ever written.
+    private func historyCoverage() async throws -> [StreamCoverage] {
+        let reader = try TimelineReader(redisURL: connection.resolvedRedisURL, tenant: connection.resolvedTenant, from: 0, to: Int64.max / 2, filter: ReplayFilter())
+        return try await reader.coverage(of: try await reader.streams())
+    }
+
+    static func isPipe(_ descriptor: Int32) -> Bool {
+        var status = stat()
+        return fstat(descriptor, &status) == 0 && (status.st_mode & S_IFMT) == S_IFIFO
     }
 
     static func isRegularFile(_ descriptor: Int32) -> Bool {

@@ -130,7 +130,7 @@ public final class TimelineReader: Sendable {
                 // Trimming removes the oldest entries: if any were removed and the oldest kept
                 // one is after the window's start, the window's beginning may be gone.
                 var missingUntil: Int64?
-                if deleted >= from { missingUntil = deleted }
+                if deleted > 0, deleted >= from { missingUntil = deleted }
                 if added != length, let first, first > from { missingUntil = max(missingUntil ?? 0, first) }
                 let created = meta["created_at"]?.string.flatMap(ISOTime.milliseconds)
                 return StreamCoverage(stream: name, epoch: meta["epoch"]?.string, createdAt: created, firstRetained: first, missingUntil: missingUntil)
@@ -139,10 +139,13 @@ public final class TimelineReader: Sendable {
     }
 
     /// Every matching entry of the window, in order, to `body`; returns how many were read.
-    /// `progress` gets the time reached now and then.
+    /// `progress` gets the time reached now and then. Without `parsePayloads` (folding, where
+    /// the appliers parse them) payloads stay `.null` and only the stream and type filters apply.
     @discardableResult
-    public func read(_ streams: [String], progress: (Int64, Int) -> Void = { _, _ in }, _ body: (TimelineEntry) throws -> Void) async throws -> Int {
-        var cursors = streams.map { Cursor(stream: $0, after: nil) }
+    public func read(
+        _ streams: [String], parsePayloads: Bool = true, progress: (Int64, Int) -> Void = { _, _ in }, _ body: (TimelineEntry) async throws -> Void
+    ) async throws -> Int {
+        var cursors = streams.map { Cursor(stream: $0, after: nil, parsePayloads: parsePayloads) }
         var pages: [[TimelineEntry]] = Array(repeating: [], count: streams.count)
         var positions = Array(repeating: 0, count: streams.count)
         for index in cursors.indices { pages[index] = try await nextPage(&cursors[index]) }
@@ -159,7 +162,7 @@ public final class TimelineReader: Sendable {
             let entry = pages[index][positions[index]]
             positions[index] += 1
             read += 1
-            if filter.matches(entry) { try body(entry) }
+            if filter.matches(entry) { try await body(entry) }
             if read % 10_000 == 0 { progress(entry.time, read) }
             if positions[index] == pages[index].count, !cursors[index].done {
                 pages[index] = try await nextPage(&cursors[index])
@@ -172,6 +175,7 @@ public final class TimelineReader: Sendable {
     struct Cursor {
         let stream: String
         var after: String?
+        let parsePayloads: Bool
         var done = false
     }
 
@@ -182,10 +186,10 @@ public final class TimelineReader: Sendable {
         let records = try await pool.withConnection { try $0.rangeEntries(command) }
         if records.count < Self.pageSize { cursor.done = true }
         cursor.after = records.last?.id ?? cursor.after
-        let (stream, tenant) = (cursor.stream, self.tenant)
+        let (stream, tenant, parse) = (cursor.stream, self.tenant, cursor.parsePayloads)
         return records.compactMap { record in
             guard let fields = record.fields, let event = try? StreamEvent(id: record.id, stream: stream, tenant: tenant, fields: fields) else { return nil }
-            return TimelineEntry(event: event, payload: (try? JSONValue(jsonText: event.payload)) ?? .null)
+            return TimelineEntry(event: event, payload: parse ? (try? JSONValue(jsonText: event.payload)) ?? .null : .null)
         }
     }
 }

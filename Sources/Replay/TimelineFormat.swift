@@ -81,6 +81,67 @@ public struct TimelineFormat: Sendable {
         }
     }
 
+    /// The state at an instant. `coverage` is of the whole history (the fold starts at the beginning).
+    public func state(_ snapshot: TenantSnapshot, tenant: String, coverage: [StreamCoverage], refused: Int) -> [String] {
+        let gaps = coverage.filter { $0.missingUntil != nil }
+        switch style {
+        case .jsonl:
+            var object: [(String, JSONValue)] = [
+                ("kind", "state"), ("tenant", .string(tenant)), ("at", .string(ISOTime.string(milliseconds: snapshot.at))),
+                ("eventsFolded", .number(Double(snapshot.folded))), ("eventsRefused", .number(Double(refused))),
+                ("complete", .bool(gaps.isEmpty)), ("gaps", .array(gaps.map { ["stream": .string($0.stream), "missingUntil": .string(ISOTime.string(milliseconds: $0.missingUntil!))] })),
+            ]
+            for kind in TenantSnapshot.Kind.allCases {
+                object.append((kind.rawValue, .array((snapshot.rows[kind] ?? []).map { row in
+                    JSONValue(dictionaryElements: [("id", .string(row.id))] + row.fields.map { ($0.name, .string($0.value)) })
+                })))
+            }
+            return [JSONValue(dictionaryElements: object).jsonText]
+        case .text:
+            var lines = ["FieldOps state · tenant \(tenant) · at \(ReplayTime.format(snapshot.at, zone: zone)) \(ReplayTime.name(of: zone)) · \(snapshot.folded) events folded"
+                + (refused > 0 ? " (\(refused) refused by the projection rules, as live)" : "")]
+            for gap in gaps {
+                lines.append("! INCOMPLETE \(gap.stream): entries up to \(ReplayTime.format(gap.missingUntil!, zone: zone)) were trimmed or deleted; what they changed is missing from this state.")
+            }
+            for kind in TenantSnapshot.Kind.allCases {
+                let rows = snapshot.rows[kind] ?? []
+                lines.append("")
+                lines.append("\(kind.title) (\(rows.count))")
+                for row in rows {
+                    lines.append("  " + Self.pad(row.id, 12) + "  " + row.fields.map { field in
+                        field.name == "fix" ? "fix " + (ISOTime.milliseconds(field.value).map { ReplayTime.format($0, zone: zone) } ?? field.value) : "\(field.name) \(field.value)"
+                    }.joined(separator: " · "))
+                }
+            }
+            return lines
+        }
+    }
+
+    /// What changed between two instants.
+    public func changes(_ changes: [(kind: TenantSnapshot.Kind, id: String, change: String)], tenant: String, from: Int64, to: Int64, coverage: [StreamCoverage]) -> [String] {
+        let gaps = coverage.filter { $0.missingUntil != nil }
+        switch style {
+        case .jsonl:
+            let header: JSONValue = [
+                "kind": "diff", "tenant": .string(tenant), "from": .string(ISOTime.string(milliseconds: from)), "to": .string(ISOTime.string(milliseconds: to)),
+                "complete": .bool(gaps.isEmpty), "gaps": .array(gaps.map { ["stream": .string($0.stream), "missingUntil": .string(ISOTime.string(milliseconds: $0.missingUntil!))] }),
+            ]
+            return [header.jsonText] + changes.map { change in
+                (["kind": "change", "of": .string(change.kind.rawValue), "id": .string(change.id), "change": .string(change.change)] as JSONValue).jsonText
+            }
+        case .text:
+            var lines = ["FieldOps changes · tenant \(tenant) · \(ReplayTime.format(from, zone: zone)) → \(ReplayTime.format(to, zone: zone)) \(ReplayTime.name(of: zone))"]
+            for gap in gaps {
+                lines.append("! INCOMPLETE \(gap.stream): entries up to \(ReplayTime.format(gap.missingUntil!, zone: zone)) were trimmed or deleted; the states compared may miss what they changed.")
+            }
+            lines.append("")
+            lines += changes.map { Self.pad($0.kind.rawValue, 8) + "  " + Self.pad($0.id, 12) + "  " + $0.change }
+            lines.append("")
+            lines.append(changes.isEmpty ? "No changes." : "\(changes.count) changes.")
+            return lines
+        }
+    }
+
     public func footer(matched: Int, read: Int) -> [String] {
         switch style {
         case .jsonl: return []

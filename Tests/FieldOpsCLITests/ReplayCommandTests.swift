@@ -3,6 +3,7 @@ import Domain
 import FieldOpsCLI
 import Foundation
 import Redis
+import Projections
 import Replay
 import Streams
 import Testing
@@ -129,6 +130,62 @@ struct ReplayCommandTests {
         // A window after the trimmed part is complete.
         let later = try await replay(["--from", time(ids[8]), "--to", time(ids[8]), "--format", "jsonl"])
         #expect(try JSONValue(jsonText: String(later.split(separator: "\n")[0]))["complete"] == true)
+    }
+
+    @Test func theStateAtAnInstantIsWhatTheLiveProjectionShowedThen() async throws {
+        let url = context.server.url
+        let tasks = try StreamProducer(redisURL: url, tenant: "acme", stream: StreamNames.taskAssignments)
+        let locations = try StreamProducer(redisURL: url, tenant: "acme", stream: StreamNames.locationUpdates)
+        let stock = try StreamProducer(redisURL: url, tenant: "acme", stream: StreamNames.resourceUpdates)
+        let notifications = try StreamProducer(redisURL: url, tenant: "acme", stream: StreamNames.notifications)
+        func publish(_ producer: StreamProducer, _ type: String, _ payload: String) async throws -> String {
+            try await Task.sleep(for: .milliseconds(3))
+            return try await producer.publish(eventType: type, payload: payload, routing: [:])
+        }
+        // Until 14:02, say: a task assigned, a worker moving, stock used, an alert.
+        _ = try await publish(tasks, EventType.taskCreated, #"{"taskId":"T-1","title":"Replace valve","priority":4}"#)
+        _ = try await publish(tasks, EventType.taskAssigned, #"{"taskId":"T-1","assigneeId":"w-1","by":"d-1"}"#)
+        _ = try await publish(locations, EventType.locationReported, #"{"workerId":"w-1","lat":52.50,"lon":13.37,"battery":80}"#)
+        _ = try await publish(stock, EventType.resourceCreated, #"{"resourceId":"R-3","name":"Sandbags","quantity":40,"unit":"bags"}"#)
+        _ = try await publish(stock, EventType.resourceAdjusted, #"{"resourceId":"R-3","delta":-2,"reason":"used on T-1"}"#)
+        let then = try await publish(notifications, EventType.notificationCreated, #"{"notificationId":"n-1","role":"dispatcher","title":"Flood warning"}"#)
+        // What the projector showed at that moment.
+        let live = try DocumentStore(path: ":memory:")
+        _ = try await ProjectionMaintenance.rebuild(redisURL: url, store: live, tenant: "acme")
+        // Later: the task is worked and done, the worker moves on, more stock goes, the alert is read.
+        _ = try await publish(tasks, EventType.taskAccepted, #"{"taskId":"T-1","by":"w-1"}"#)
+        _ = try await publish(locations, EventType.locationReported, #"{"workerId":"w-1","lat":52.51,"lon":13.38,"battery":78}"#)
+        _ = try await publish(tasks, EventType.taskStarted, #"{"taskId":"T-1","by":"w-1"}"#)
+        _ = try await publish(stock, EventType.resourceAdjusted, #"{"resourceId":"R-3","delta":-10,"reason":"levee"}"#)
+        _ = try await publish(tasks, EventType.taskCompleted, #"{"taskId":"T-1","by":"w-1"}"#)
+        // Completing twice is illegal: refused by the fold as by the projector.
+        let end = try await publish(tasks, EventType.taskCompleted, #"{"taskId":"T-1","by":"w-1"}"#)
+        _ = try await publish(notifications, EventType.notificationRead, #"{"notificationId":"n-1","userId":"d-1"}"#)
+
+        let atThen = try JSONValue(jsonText: try await replay(["--at", time(then), "--format", "jsonl"]))
+        let task = try #require(try await live.get(tenant: "acme", collection: "tasks", id: "T-1"))
+        let worker = try #require(try await live.get(tenant: "acme", collection: "workers", id: "w-1"))
+        let sandbags = try #require(try await live.get(tenant: "acme", collection: "resources", id: "R-3"))
+        #expect(atThen["tasks"]?.arrayValue?.first?["status"]?.stringValue == task.data["status"]?.stringValue)
+        #expect(atThen["tasks"]?.arrayValue?.first?["status"] == "assigned")
+        #expect(atThen["tasks"]?.arrayValue?.first?["assignee"] == task.data["assigneeId"])
+        #expect(atThen["workers"]?.arrayValue?.first?["position"] == .string(String(format: "%.5f,%.5f", worker.data[path: "location.lat"]!.doubleValue!, worker.data[path: "location.lon"]!.doubleValue!)))
+        #expect(atThen["stock"]?.arrayValue?.first?["quantity"]?.stringValue == sandbags.data["quantity"]?.doubleValue.map { String(Int($0)) })
+        #expect(atThen["unread"]?.arrayValue?.count == 1)
+        #expect(atThen["complete"] == true)
+
+        let atEnd = try JSONValue(jsonText: try await replay(["--at", time(end), "--format", "jsonl"]))
+        #expect(atEnd["tasks"]?.arrayValue?.first?["status"] == "completed")
+        #expect(atEnd["stock"]?.arrayValue?.first?["quantity"] == "28")
+        #expect(atEnd["eventsRefused"] == 1)
+
+        let changes = try await replay(["--diff", time(then), time(end)])
+        #expect(changes.contains("status assigned → completed"))
+        #expect(changes.contains("quantity 38 → 28"))
+        #expect(changes.contains("position 52.50000,13.37000 → 52.51000,13.38000"))
+        // The text state reads as a list per kind.
+        let text = try await replay(["--at", time(then)])
+        #expect(text.contains("Tasks (1)") && text.contains("status assigned · assignee w-1"))
     }
 
     @Test func mistakesAreExplained() async throws {
