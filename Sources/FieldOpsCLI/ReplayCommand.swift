@@ -23,6 +23,8 @@ struct ReplayCommand: AsyncParsableCommand {
               fieldops replay --tenant acme --from "2026-11-20 14:00" --to "2026-11-20 15:00" --room ops
               fieldops replay --tenant acme --from=-1d --event-type task.assigned --format jsonl > assigned.jsonl
               fieldops replay --tenant acme --from=-6h --bbox 52.50,13.35,52.54,13.45
+              fieldops replay --tenant acme --from 14:00 --to 14:30 --export html -o storm.html
+              fieldops replay --tenant acme --from 14:00 --to 14:30 --export geojson --worker w-7 > w7.geojson
               fieldops replay --tenant acme --at 14:02                 # who was where, which task where, stock
               fieldops replay --tenant acme --diff 14:00 14:30         # what changed in between
             """
@@ -47,6 +49,10 @@ struct ReplayCommand: AsyncParsableCommand {
     var bbox: String?
     @Option(help: ArgumentHelp("text (for people) or jsonl (one JSON object per line).", valueName: "format"))
     var format: TimelineFormat.Style = .text
+    @Option(help: ArgumentHelp("Instead of the timeline: geojson (a track per worker, task places), csv (a row per event) or html (one self-contained page: map, slider, timeline).", valueName: "kind"))
+    var export: TimelineExport.Kind?
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
+    var output: String?
     @Option(help: ArgumentHelp("Instead of a timeline: the tenant's state at this instant (workers' last positions, tasks, stock, unread notifications).", valueName: "time"))
     var at: String?
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Instead of a timeline: what changed in the state between two instants.", valueName: "from to"))
@@ -111,10 +117,23 @@ struct ReplayCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure("cannot read the streams of tenant \(connection.resolvedTenant) at \(connection.resolvedRedisURL): \(error)")
         }
+        let sink = try Sink(path: self.output)
+        defer { sink.close() }
         let output = TimelineFormat(style: format, zone: zone, from: start, to: end)
-        output.header(tenant: connection.resolvedTenant, from: start, to: end, coverage: coverage, filter: filter).forEach(say)
-        // Progress only when the timeline goes to a file and a person watches the terminal.
-        let bar = isatty(STDERR_FILENO) == 1 && Self.isRegularFile(STDOUT_FILENO) ? ProgressBar() : nil
+        var exporter = export.map { _ in TimelineExport(tenant: connection.resolvedTenant, from: start, to: end, zone: zone) }
+        switch export {
+        case nil: output.header(tenant: connection.resolvedTenant, from: start, to: end, coverage: coverage, filter: filter).forEach(sink.write)
+        case .csv: sink.write(TimelineExport.csvHeader)
+        case .geojson, .html: break
+        }
+        if export != nil {
+            // Exports carry no header: what is missing goes to standard error, plainly.
+            for gap in coverage where gap.missingUntil != nil {
+                FileHandle.standardError.write(Data("fieldops replay: INCOMPLETE \(gap.stream): entries up to \(ReplayTime.format(gap.missingUntil!, zone: zone)) were trimmed or deleted, after this window began\n".utf8))
+            }
+        }
+        // Progress only when the output goes to a file and a person watches the terminal.
+        let bar = isatty(STDERR_FILENO) == 1 && (self.output != nil || Self.isRegularFile(STDOUT_FILENO)) ? ProgressBar() : nil
         let started = ContinuousClock.now
         var matched = 0
         let read = try await reader.read(names, progress: { time, read in
@@ -124,10 +143,47 @@ struct ReplayCommand: AsyncParsableCommand {
             bar?.update(done: Int(fraction * 1_000), total: 1_000, label: String(format: "%.0f entries/s, about %.0f s left", Double(read) / max(seconds, 0.001), eta), counts: "\(read) entries")
         }) { entry in
             matched += 1
-            say(output.line(entry))
+            switch export {
+            case nil: sink.write(output.line(entry))
+            case .csv: sink.write(TimelineExport.csvLine(entry))
+            case .geojson, .html: exporter?.add(entry)
+            }
         }
         bar?.finish()
-        output.footer(matched: matched, read: read).forEach(say)
+        switch export {
+        case nil: output.footer(matched: matched, read: read).forEach(sink.write)
+        case .csv: break
+        case .geojson: sink.write(exporter!.geojson())
+        case .html: sink.write(exporter!.html())
+        }
+        if let path = self.output, isatty(STDERR_FILENO) == 1 {
+            FileHandle.standardError.write(Data("wrote \(matched) events to \(path)\n".utf8))
+        }
+    }
+
+    /// Standard output (through `say`, so tests see it) or a file.
+    final class Sink {
+        let handle: FileHandle?
+
+        init(path: String?) throws {
+            guard let path else {
+                handle = nil
+                return
+            }
+            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+                throw CommandFailure("cannot write \(path)")
+            }
+            self.handle = handle
+        }
+
+        func write(_ line: String) {
+            guard let handle else { return say(line) }
+            handle.write(Data((line + "\n").utf8))
+        }
+
+        func close() {
+            try? handle?.close()
+        }
     }
 
     /// Folds the tenant's streams up to `instant` and prints the state.
@@ -185,3 +241,4 @@ struct ReplayCommand: AsyncParsableCommand {
 }
 
 extension TimelineFormat.Style: ExpressibleByArgument {}
+extension TimelineExport.Kind: ExpressibleByArgument {}

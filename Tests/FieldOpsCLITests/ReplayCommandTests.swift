@@ -188,6 +188,47 @@ struct ReplayCommandTests {
         #expect(text.contains("Tasks (1)") && text.contains("status assigned · assignee w-1"))
     }
 
+    @Test func exportsCarryTheTracksTaskPlacesAndTimeline() async throws {
+        let ids = try await seed()
+        let window = ["--from", time(ids.first!), "--to", time(ids.last!)]
+
+        let geojson = try JSONValue(jsonText: try await replay(window + ["--export", "geojson"]))
+        #expect(geojson["type"] == "FeatureCollection")
+        let features = try #require(geojson["features"]?.arrayValue)
+        let w1 = try #require(features.first { $0["properties"]?["workerId"] == "w-1" })
+        #expect(w1["geometry"]?["type"] == "LineString")
+        #expect(w1["geometry"]?["coordinates"] == [[13.37, 52.5], [13.38, 52.51]])
+        #expect(w1["properties"]?["times"] == [.string(time(ids[1])), .string(time(ids[7]))])
+        let w2 = try #require(features.first { $0["properties"]?["workerId"] == "w-2" })
+        #expect(w2["geometry"] == ["type": "Point", "coordinates": [11.58, 48.14]])
+        let task = try #require(features.first { $0["properties"]?["taskId"] == "T-1" })
+        #expect(task["geometry"]?["coordinates"] == [13.4, 52.52])
+        #expect(task["properties"]?["status"] == "completed")
+
+        let csv = try await replay(window + ["--export", "csv"]).split(separator: "\n")
+        #expect(csv.first == "time,stream,id,event_type,actor,worker,task,room,lat,lon,summary")
+        #expect(csv.count == 10)
+        #expect(csv.contains { $0.hasPrefix(time(ids[3]) + ",taskAssignments,\(ids[3]),task.assigned,d-1,w-1,T-1,") })
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("replay-\(UUID().uuidString).html")
+        defer { try? FileManager.default.removeItem(at: file) }
+        #expect(try await replay(window + ["--export", "html", "--output", file.path]).isEmpty)
+        let html = try String(contentsOf: file, encoding: .utf8)
+        #expect(html.hasPrefix("<!DOCTYPE html>"))
+        #expect(html.components(separatedBy: "<polyline class=\"track\"").count - 1 == 2)
+        let polyline = try #require(html.split(separator: "\n").first { $0.contains("data-worker=\"w-1\"") && $0.contains("<polyline") })
+        let points = try #require(polyline.split(separator: "points=\"").last?.split(separator: "\"").first)
+        #expect(points.split(separator: " ").count == 2)
+        #expect(html.contains("<rect class=\"task\""))
+        #expect(html.components(separatedBy: "<tr data-t=").count - 1 == 9)
+        #expect(html.contains("id=\"slider\"") && html.contains("id=\"play\""))
+        // Self-contained: nothing is fetched (the SVG namespace is a name, not a request).
+        #expect(!html.replacingOccurrences(of: "xmlns=\"http://www.w3.org/2000/svg\"", with: "").contains("http"))
+        #expect(!html.contains("<script src") && !html.contains("<link"))
+        let data = try #require(html.split(separator: "id=\"tracks\">").last?.split(separator: "</script>").first)
+        #expect(try JSONValue(jsonText: String(data)).arrayValue?.count == 2)
+    }
+
     @Test func mistakesAreExplained() async throws {
         await #expect(throws: (any Error).self) { try await replay(["--from", "yesterday-ish"]) }
         do {
