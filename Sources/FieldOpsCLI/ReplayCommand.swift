@@ -25,6 +25,7 @@ struct ReplayCommand: AsyncParsableCommand {
               fieldops replay --tenant acme --from=-6h --bbox 52.50,13.35,52.54,13.45
               fieldops replay --tenant acme --from 14:00 --to 14:30 --export html -o storm.html
               fieldops replay --tenant acme --from 14:00 --to 14:30 --export geojson --worker w-7 > w7.geojson
+              fieldops replay --tenant acme --from 14:00 --to 14:30 --into-tenant training --speed 10x
               fieldops replay --tenant acme --at 14:02                 # who was where, which task where, stock
               fieldops replay --tenant acme --diff 14:00 14:30         # what changed in between
             """
@@ -53,6 +54,10 @@ struct ReplayCommand: AsyncParsableCommand {
     var export: TimelineExport.Kind?
     @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
     var output: String?
+    @Option(name: .customLong("into-tenant"), help: ArgumentHelp("Instead of printing: publish the window's events into this (sandbox) tenant, with new ids and the original times in their metadata.", valueName: "id"))
+    var intoTenant: String?
+    @Option(help: ArgumentHelp("With --into-tenant: 1x (as it happened), 10x, 0.5x, or max.", valueName: "speed"))
+    var speed = "1x"
     @Option(help: ArgumentHelp("Instead of a timeline: the tenant's state at this instant (workers' last positions, tasks, stock, unread notifications).", valueName: "time"))
     var at: String?
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Instead of a timeline: what changed in the state between two instants.", valueName: "from to"))
@@ -66,7 +71,21 @@ struct ReplayCommand: AsyncParsableCommand {
             throw ValidationError("give one of --from (a timeline), --at (the state at an instant) or --diff FROM TO (what changed)")
         }
         if let bbox { _ = try Self.box(bbox) }
+        if intoTenant != nil {
+            _ = try Self.speedFactor(speed)
+            guard from != nil else { throw ValidationError("--into-tenant replays a window: give --from (and --to)") }
+        }
+        if intoTenant != nil, export != nil { throw ValidationError("--into-tenant and --export do not go together") }
         if let tz, ReplayTime.zoneNamed(tz) == nil { throw ValidationError("unknown time zone \"\(tz)\" (use Europe/Berlin, UTC or +01:00)") }
+    }
+
+    /// `10x` → 10; `max` → nil (as fast as possible).
+    static func speedFactor(_ text: String) throws -> Double? {
+        if text == "max" { return nil }
+        guard text.hasSuffix("x"), let factor = Double(text.dropLast()), factor > 0, factor <= 10_000 else {
+            throw ValidationError("--speed is a factor like 1x, 10x or 0.5x, or max")
+        }
+        return factor
     }
 
     static func box(_ text: String) throws -> (minLat: Double, minLon: Double, maxLat: Double, maxLon: Double) {
@@ -116,6 +135,9 @@ struct ReplayCommand: AsyncParsableCommand {
             coverage = try await reader.coverage(of: names)
         } catch {
             throw CommandFailure("cannot read the streams of tenant \(connection.resolvedTenant) at \(connection.resolvedRedisURL): \(error)")
+        }
+        if let intoTenant {
+            return try await republish(reader, streams: names, into: intoTenant, from: start, to: end, coverage: coverage, zone: zone)
         }
         let sink = try Sink(path: self.output)
         defer { sink.close() }
@@ -184,6 +206,31 @@ struct ReplayCommand: AsyncParsableCommand {
         func close() {
             try? handle?.close()
         }
+    }
+
+    /// Plays the window into another tenant.
+    func republish(_ reader: TimelineReader, streams: [String], into target: String, from start: Int64, to end: Int64, coverage: [StreamCoverage], zone: TimeZone) async throws {
+        let factor = try Self.speedFactor(speed)
+        let republisher: Republisher
+        do {
+            republisher = try Republisher(redisURL: connection.resolvedRedisURL, source: connection.resolvedTenant, target: target, speed: factor)
+        } catch let error as Republisher.SameTenant {
+            throw ValidationError(error.description)
+        } catch {
+            throw ValidationError("--into-tenant: \(error)")
+        }
+        for gap in coverage where gap.missingUntil != nil {
+            say("! INCOMPLETE \(gap.stream): entries up to \(ReplayTime.format(gap.missingUntil!, zone: zone)) were trimmed or deleted; they cannot be replayed.")
+        }
+        let span = Double(end - start) / 1_000
+        say("replaying tenant \(connection.resolvedTenant) \(ReplayTime.format(start, zone: zone)) → \(ReplayTime.format(end, zone: zone)) into \(target) "
+            + (factor.map { String(format: "at %gx: at most %.0f s", $0, span / $0) } ?? "as fast as possible"))
+        let interactive = isatty(STDERR_FILENO) == 1
+        let report = try await republisher.run(reader, streams: streams) { report in
+            if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K\(report.published) published, \(report.repeated) already there".utf8)) }
+        }
+        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+        say("published \(report.published) events into \(target)" + (report.repeated > 0 ? "; \(report.repeated) were already there from an earlier run" : ""))
     }
 
     /// Folds the tenant's streams up to `instant` and prints the state.

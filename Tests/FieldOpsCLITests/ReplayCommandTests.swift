@@ -229,6 +229,43 @@ struct ReplayCommandTests {
         #expect(try JSONValue(jsonText: String(data)).arrayValue?.count == 2)
     }
 
+    @Test func republishingPlaysTheWindowIntoASandboxAndNeverTouchesTheSource() async throws {
+        let ids = try await seed()
+        let redis = try RedisConnection(url: context.server.url)
+        let streams = ["chat:ops", "locationUpdates", "taskAssignments"]
+        func lengths(_ tenant: String) throws -> [Int] {
+            try streams.map { try redis.command("XLEN", "tenant:{\(tenant)}:stream:\($0)").int ?? -1 }
+        }
+        let before = try lengths("acme")
+        let window = ["--from", time(ids.first!), "--to", time(ids.last!)]
+        let said = try await replay(window + ["--into-tenant", "training", "--speed", "max"])
+        #expect(said.contains("published 9 events into training"))
+        #expect(try lengths("acme") == before)
+        #expect(try lengths("training") == [2, 3, 4])
+
+        // The sandbox holds the same story, newly numbered, with where each event came from.
+        let copy = try await context.run(["replay", "--redis-url", context.server.url, "--tenant", "training", "--from", time(ids.first!), "--format", "jsonl"])
+        let lines = try copy.split(separator: "\n").dropFirst().map { try JSONValue(jsonText: String($0)) }
+        #expect(lines.map { $0["eventType"]?.stringValue ?? "" } == [
+            "task.created", "location.reported", "message.created", "task.assigned", "location.reported",
+            "task.accepted", "message.created", "location.reported", "task.completed",
+        ])
+        let first = try #require(try redis.command("XRANGE", "tenant:{training}:stream:taskAssignments", "-", "+", "COUNT", "1").array?.first?.array?[1].array)
+        let fields = Dictionary(stride(from: 0, to: first.count - 1, by: 2).map { (first[$0].string ?? "", first[$0 + 1].string ?? "") }, uniquingKeysWith: { $1 })
+        let metadata = try JSONValue(jsonText: fields["metadata"] ?? "{}")
+        #expect(metadata["replayOf"] == .string("acme/taskAssignments/\(ids[0])"))
+        #expect(metadata["originalTime"] == .string(time(ids[0])))
+        #expect(lines.allSatisfy { $0["id"]?.stringValue.map { !ids.contains($0) } ?? false })
+
+        // A second run (say after an interruption) adds nothing.
+        let again = try await replay(window + ["--into-tenant", "training", "--speed", "max"])
+        #expect(again.contains("published 0 events into training; 9 were already there"))
+        #expect(try lengths("training") == [2, 3, 4])
+
+        await #expect(throws: (any Error).self) { try await replay(window + ["--into-tenant", "acme"]) }
+        await #expect(throws: (any Error).self) { try await replay(window + ["--into-tenant", "training", "--speed", "fast"]) }
+    }
+
     @Test func mistakesAreExplained() async throws {
         await #expect(throws: (any Error).self) { try await replay(["--from", "yesterday-ish"]) }
         do {
