@@ -10,6 +10,9 @@ public final class DocumentWorkspace {
     private let transaction: DocumentTransaction
     private var entries: [Key: Entry] = [:]
     private var trackPoints: [(tenant: String, point: TrackPoint)] = []
+    /// Off for a scratch fold that only needs the latest state (a replay's `--at`): the points
+    /// are dropped instead of growing with the window.
+    public var keepsTrackPoints = true
 
     private struct Key: Hashable {
         let tenant: String
@@ -102,6 +105,7 @@ public final class DocumentWorkspace {
 
     /// Adds a track point, written on `flush()`.
     public func addTrackPoint(tenant: String, _ point: TrackPoint) {
+        guard keepsTrackPoints else { return }
         trackPoints.append((tenant, point))
     }
 

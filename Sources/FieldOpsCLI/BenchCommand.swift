@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run benchmarks and print figures beside their references.",
-        subcommands: [StreamsBench.self, ProjectionsBench.self, APIBench.self, FanoutBench.self]
+        subcommands: [StreamsBench.self, ProjectionsBench.self, APIBench.self, FanoutBench.self, ReplayBench.self]
     )
 }
 
