@@ -25,26 +25,34 @@ public final class TenantFold {
         self.store = try DocumentStore(path: ":memory:")
     }
 
-    /// Folds the entries after the current position up to `instant` (inclusive).
+    /// Folds the entries after the current position up to `instant` (inclusive). Reading the
+    /// next batch from Redis overlaps with applying the previous one.
     public func advance(to instant: Int64, progress: @escaping (Int64, Int) -> Void = { _, _ in }) async throws {
         guard instant > position else { return }
         let reader = try TimelineReader(redisURL: redisURL, tenant: tenant, from: position + 1, to: instant, filter: ReplayFilter())
+        let store = self.store
         var batch: [StreamEvent] = []
+        var applying: Task<Int, any Error>?
+        var refused = 0
         let read = try await reader.read(try await reader.streams(), parsePayloads: false, progress: progress) { entry in
             batch.append(entry.event)
             if batch.count >= Self.batchSize {
-                try await apply(batch)
+                if let applying { refused += try await applying.value }
+                applying = Task { [batch] in try await Self.apply(batch, to: store) }
                 batch.removeAll(keepingCapacity: true)
             }
         }
-        try await apply(batch)
+        if let applying { refused += try await applying.value }
+        refused += try await Self.apply(batch, to: store)
+        self.refused += refused
         folded += read
         position = instant
     }
 
-    private func apply(_ events: [StreamEvent]) async throws {
-        guard !events.isEmpty else { return }
-        refused += try await store.write { transaction in
+    /// Runs the appliers over `events` in one transaction; how many they refused.
+    private static func apply(_ events: [StreamEvent], to store: DocumentStore) async throws -> Int {
+        guard !events.isEmpty else { return 0 }
+        return try await store.write { transaction in
             let workspace = DocumentWorkspace(transaction)
             workspace.keepsTrackPoints = false
             var refused = 0
