@@ -185,7 +185,7 @@ public struct TimelineExport {
         <svg id="map" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 \(Int(width)) \(Int(height))" width="\(Int(width))" height="\(Int(height))">
         \(svg)</svg>
         <div id="controls"><button id="play" type="button">▶ play</button>
-        <input id="slider" type="range" min="\(from)" max="\(to)" step="\(max(1, (to - from) / 1_000))" value="\(to)"><span id="now"></span></div>
+        <input id="slider" type="range" min="\(from)" max="\(to)" step="1" value="\(to)"><span id="now"></span></div>
         <table><tbody id="rows">
         \(table)</tbody></table>
         <script type="application/json" id="tracks">\(JSONValue.array(data).jsonText.replacingOccurrences(of: "</", with: "<\\/"))</script>
@@ -215,7 +215,7 @@ public struct TimelineExport {
             if (timer) { clearInterval(timer); timer = null; return; }
             if (+slider.value >= +slider.max) slider.value = slider.min;
             timer = setInterval(function () {
-              var next = Math.min(+slider.max, +slider.value + +slider.step * 5);
+              var next = Math.min(+slider.max, +slider.value + Math.max(1, (slider.max - slider.min) / 200));
               slider.value = next; show(next);
               if (next >= +slider.max) { clearInterval(timer); timer = null; }
             }, 50);

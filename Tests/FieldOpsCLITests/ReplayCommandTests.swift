@@ -227,6 +227,20 @@ struct ReplayCommandTests {
         #expect(!html.contains("<script src") && !html.contains("<link"))
         let data = try #require(html.split(separator: "id=\"tracks\">").last?.split(separator: "</script>").first)
         #expect(try JSONValue(jsonText: String(data)).arrayValue?.count == 2)
+
+        // Where a Chromium is installed, the page also runs in it: its script draws the tracks up
+        // to the slider's moment and labels that moment.
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin"
+        let browsers = ["chromium", "chromium-browser", "google-chrome"].flatMap { name in path.split(separator: ":").map { "\($0)/\(name)" } }
+        if let browser = browsers.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+            let dom = FileManager.default.temporaryDirectory.appendingPathComponent("replay-dom-\(UUID().uuidString).html")
+            defer { try? FileManager.default.removeItem(at: dom) }
+            let pid = try ChildProcess.spawn(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", file.absoluteString], output: dom.path)
+            #expect(ChildProcess.wait(pid) == 0)
+            let rendered = try String(contentsOf: dom, encoding: .utf8)
+            #expect(rendered.contains("<span id=\"now\">\(ReplayTime.format(Int64(streamIDParts(ids.last!).milliseconds), zone: TimeZone(secondsFromGMT: 0)!)) UTC</span>"))
+            #expect(rendered.components(separatedBy: "<polyline class=\"track\"").count - 1 == 2)
+        }
     }
 
     @Test func republishingPlaysTheWindowIntoASandboxAndNeverTouchesTheSource() async throws {
