@@ -39,6 +39,11 @@ public struct Republisher {
         var report = Report()
         let started = ContinuousClock.now
         var first: Int64?
+        // Ids of different streams order events only to the millisecond: before switching
+        // streams, wait until Redis' clock has left the millisecond of the last append, so the
+        // sandbox's timeline keeps the original order even at full speed.
+        var last: (stream: String, millisecond: Int64, clockOffset: Int64)?
+        func localMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000) }
         try await reader.read(streams) { entry in
             if let speed {
                 let origin = first ?? entry.time
@@ -58,8 +63,16 @@ public struct Republisher {
                 events: [.init(eventType: event.eventType, payload: event.payload, metadata: metadata, routing: event.routing.map { ($0.name, $0.value) })],
                 idempotencyKey: "replay:\(source):\(event.stream):\(event.id)"
             )
+            if let last, last.stream != event.stream {
+                while localMilliseconds() + last.clockOffset <= last.millisecond { try await Task.sleep(for: .microseconds(200)) }
+            }
             switch try await writer.append(append) {
-            case .appended: report.published += 1
+            case .appended(let ids):
+                report.published += 1
+                if let id = ids.last {
+                    let millisecond = Int64(streamIDParts(id).milliseconds)
+                    last = (event.stream, millisecond, millisecond - localMilliseconds())
+                }
             case .repeated: report.repeated += 1
             case .refused: break
             }
