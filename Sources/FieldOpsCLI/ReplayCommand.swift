@@ -8,26 +8,31 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Replay a tenant's streams between two instants as one timeline.",
         discussion: """
-            Reads every stream of the tenant (or those the filters need) by id range — stream ids
-            are milliseconds — and merges them in id order. The top of the output says plainly when
-            a stream no longer holds all of the window (entries trimmed or deleted) or began inside
-            it. The same window prints the same bytes every time.
+            Reads every stream of the tenant (or those the filters need) by id
+            range (stream ids are milliseconds) and merges them in id order. The
+            top of the output says plainly when a stream no longer holds all of
+            the window (entries trimmed or deleted) or began inside it. The same
+            window prints the same bytes every time.
 
-            Times: 2026-11-22T14:00:00Z, 2026-11-22T15:00+01:00, "2026-11-22 14:00" (in --tz, default
-            the local zone), "2026-11-22 14:00 Europe/Berlin", 14:00 (today), "2h ago", now; a leading minus
-            needs the = form: --from=-2h, --from=-90m.
+            Times: 2026-11-22T14:00:00Z, 2026-11-22T15:00+01:00,
+            "2026-11-22 14:00" (in --tz, default the local zone),
+            "2026-11-22 14:00 Europe/Berlin", 14:00 (today), "2h ago", now.
+            A leading minus needs the = form: --from=-2h, --from=-90m.
 
             Examples:
               fieldops replay --tenant acme --from 14:00 --to 14:30
-              fieldops replay --tenant acme --from "2h ago" --worker w-7 --worker w-9
-              fieldops replay --tenant acme --from "2026-11-20 14:00" --to "2026-11-20 15:00" --room ops
-              fieldops replay --tenant acme --from=-1d --event-type task.assigned --format jsonl > assigned.jsonl
-              fieldops replay --tenant acme --from=-6h --bbox 52.50,13.35,52.54,13.45
-              fieldops replay --tenant acme --from 14:00 --to 14:30 --export html -o storm.html
-              fieldops replay --tenant acme --from 14:00 --to 14:30 --export geojson --worker w-7 > w7.geojson
-              fieldops replay --tenant acme --from 14:00 --to 14:30 --into-tenant training --speed 10x
-              fieldops replay --tenant acme --at 14:02                 # who was where, which task where, stock
-              fieldops replay --tenant acme --diff 14:00 14:30         # what changed in between
+              fieldops replay --tenant acme --from "2h ago" --worker w-7
+              fieldops replay --tenant acme --from=-1d --room ops
+              fieldops replay --tenant acme --from=-1d --format jsonl \\
+                  --event-type task.assigned > assigned.jsonl
+              fieldops replay --tenant acme --from=-6h \\
+                  --bbox 52.50,13.35,52.54,13.45
+              fieldops replay --tenant acme --from 14:00 --to 14:30 \\
+                  --export html -o storm.html
+              fieldops replay --tenant acme --from 14:00 --to 14:30 \\
+                  --into-tenant training --speed 10x
+              fieldops replay --tenant acme --at 14:02
+              fieldops replay --tenant acme --diff 14:00 14:30
             """
     )
 

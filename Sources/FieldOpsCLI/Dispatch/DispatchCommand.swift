@@ -11,19 +11,29 @@ struct DispatchCommand: AsyncParsableCommand {
         commandName: "dispatch",
         abstract: "The dispatcher's live board: workers, tasks, chat and alerts, with a command line.",
         discussion: """
-            Needs a dispatcher token: --token, $FIELDOPS_TOKEN, or {"server": …, "token": …} in
-            --config (default ~/.config/fieldops/dispatch.json).
+            Needs a dispatcher token: --token, $FIELDOPS_TOKEN, or a config file
+            (default ~/.config/fieldops/dispatch.json) holding
+            {"server": "http://…", "token": "…"}.
 
             Examples:
-              TOKEN=$(fieldops token create --tenant demo --sub d-1 --role dispatcher)
+              TOKEN=$(fieldops token create --tenant demo --sub d-1 \\
+                  --role dispatcher)
               fieldops dispatch --server http://127.0.0.1:8080 --token $TOKEN
-              fieldops dispatch --once --width 120 --height 40      # the board as text, for scripts
+              fieldops dispatch --once --width 120 --height 40   # as text
 
-            Keys: Tab moves between panes, ↑↓ select, Enter details (opens a room in Chat),
-            / filters, : or any letter starts a command, Tab completes ids, ? lists everything,
-            q quits. Commands: assign T-42 to w-7 · create task "Replace valve" --priority high
-            --at 52.52,13.40 · say ops "Storm front at 14:00" · adjust R-3 -2 "used on T-42" ·
-            cancel T-42 "duplicate" · accept|start|complete T-42 · notify w-7 "…" · room ops
+            Keys: Tab moves between panes, arrows select, Enter shows details
+            (opens a room in Chat), / filters, : or any letter starts a
+            command, Tab completes ids, ? lists everything, q quits.
+
+            Commands:
+              assign T-42 to w-7
+              create task "Replace valve" --priority high --at 52.52,13.40
+              accept|start|complete T-42 ["note"]
+              cancel T-42 "duplicate"
+              say ops "Storm front at 14:00"
+              adjust R-3 -2 "used on T-42"
+              notify w-7 "Call the depot"
+              room ops
             """
     )
 

@@ -12,17 +12,20 @@ struct SimulateCommand: AsyncParsableCommand {
         commandName: "simulate",
         abstract: "Send realistic field traffic to a tenant through the API, for demos and load.",
         discussion: """
-            Workers walk or drive along routes around --center with GPS noise, battery drain and
-            dead spots (their positions arrive together when the signal is back); tasks are created
-            near workers, assigned, accepted, worked and completed; the ops room chats; stock is
-            used and restocked; now and then an alert. The same --seed sends the same events.
-            Needs a dispatcher (or service) token. Use a fresh tenant or another seed to run again:
-            task ids are S{seed}-{n}.
+            Workers walk or drive along routes around --center with GPS noise,
+            battery drain and dead spots (their positions arrive together when
+            the signal is back); tasks are created near workers, assigned,
+            accepted, worked and completed; the ops room chats; stock is used
+            and restocked; now and then an alert. The same --seed sends the same
+            events. Needs a dispatcher (or service) token. Use a fresh tenant or
+            another seed to run again: task ids are S{seed}-{n}.
 
             Examples:
-              TOKEN=$(fieldops token create --tenant demo --sub sim --role dispatcher)
-              fieldops simulate --token $TOKEN                          # 20 workers, 50 events/s, until Ctrl-C
-              fieldops simulate --token $TOKEN --workers 200 --rate 2000 --duration 10m --seed 7
+              TOKEN=$(fieldops token create --tenant demo --sub sim \\
+                  --role dispatcher)
+              fieldops simulate --token $TOKEN     # 20 workers, 50 events/s
+              fieldops simulate --token $TOKEN --workers 200 --rate 2000 \\
+                  --duration 10m --seed 7
             """
     )
 
