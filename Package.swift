@@ -32,11 +32,17 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // Reply objects for hiredis from one reusable block per connection (see its header).
+        .target(
+            name: "CRedisReplyArena",
+            dependencies: ["CHiredis"]
+        ),
         // A safe, binary-safe Swift layer over hiredis: connections, pipelining, pool, scripts, pub/sub.
         .target(
             name: "Redis",
             dependencies: [
                 "CHiredis",
+                "CRedisReplyArena",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

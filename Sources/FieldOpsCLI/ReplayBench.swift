@@ -75,6 +75,7 @@ struct ReplayBench: AsyncParsableCommand {
         try await fold.advance(to: end)
         let seconds = (ContinuousClock.now - started).secondsValue
         report("fold into the state (--at)", fold.folded, Double(fold.folded) / seconds, reference: rawRate)
+        report("  of which applying alone", fold.folded, Double(fold.folded) / fold.applying.secondsValue, reference: rawRate)
         say(String(format: "\nresident memory: %.0f MB before the fold, %.0f MB at half the window, %.0f MB at its end", before, half, Self.residentMegabytes()))
         say("state: \(try await fold.snapshot().rows.map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", "))")
     }

@@ -276,7 +276,7 @@ private final class Context {
             return
         }
         // A fix older than the one shown (a phone flushing its backlog) only joins the track.
-        if let shown = worker.data[path: "location.recordedAt"]?.doubleValue, Double(recordedAt) < shown { return }
+        if let shown = worker.data["location"]?["recordedAt"]?.doubleValue, Double(recordedAt) < shown { return }
         try update(worker, ["location": .object(location), "updatedAt": timeValue])
     }
 

@@ -1,4 +1,5 @@
 import CHiredis
+import CRedisReplyArena
 import Dispatch
 import Foundation
 import Synchronization
@@ -18,7 +19,41 @@ public final class RedisConnection: Sendable {
     /// Owns the `redisContext*`; freed exactly once, by `deinit` or `close()`.
     fileprivate struct Handle {
         var context: UnsafeMutablePointer<redisContext>?
+        /// Where the reader builds replies (`reply_arena.h`); nil if it could not be allocated,
+        /// and then replies are hiredis's own.
+        var arena: OpaquePointer?
         var broken = false
+
+        init(context: UnsafeMutablePointer<redisContext>) {
+            self.context = context
+            self.arena = fieldops_reply_arena_install(context)
+        }
+
+        /// Counts a reply `redisGetReply` returned as in use.
+        func hold() {
+            if let arena { fieldops_reply_arena_hold(arena) }
+        }
+
+        /// Gives a reply back; its memory may be reused at once.
+        mutating func release(_ reply: UnsafeMutableRawPointer) {
+            guard let arena else { return freeReplyObject(reply) }
+            fieldops_reply_arena_release(arena, context?.pointee.reader)
+            if context == nil { freeArenaIfIdle() }
+        }
+
+        /// Frees the context, and the arena unless a reply in it is still being read (then the
+        /// last `release` frees it).
+        mutating func free() {
+            if let context { redisFree(context) }
+            context = nil
+            freeArenaIfIdle()
+        }
+
+        private mutating func freeArenaIfIdle() {
+            guard let arena, fieldops_reply_arena_held(arena) == 0 else { return }
+            fieldops_reply_arena_free(arena)
+            self.arena = nil
+        }
     }
 
     /// hiredis writes with plain `write(2)`: on a connection the server already closed (a
@@ -58,11 +93,8 @@ public final class RedisConnection: Sendable {
     }
 
     deinit {
-        handle.withLock { handle in
-            // redisFree closes the socket and releases the reader, buffers and the context itself.
-            if let context = handle.context { redisFree(context) }
-            handle.context = nil
-        }
+        // redisFree closes the socket and releases the reader, buffers and the context itself.
+        handle.withLock { $0.free() }
     }
 
     private static func connect(_ configuration: RedisConfiguration) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
@@ -109,11 +141,15 @@ public final class RedisConnection: Sendable {
         }
     }
 
+    /// Bytes the reply arena keeps for the next replies (for tests).
+    var replyArenaBytes: Int {
+        handle.withLock { handle in handle.arena.map { Int(fieldops_reply_arena_capacity($0)) } ?? 0 }
+    }
+
     /// Closes the socket; later calls throw `closed`.
     public func close() {
         handle.withLock { handle in
-            if let context = handle.context { redisFree(context) }
-            handle.context = nil
+            handle.free()
             handle.broken = true
         }
     }
@@ -178,15 +214,16 @@ public final class RedisConnection: Sendable {
             for _ in 0..<buffer.count {
                 var raw: UnsafeMutableRawPointer?
                 guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-                    replies.forEach { freeReplyObject($0.raw) }
+                    replies.forEach { handle.release($0.raw) }
                     throw Self.fail(&handle, context)
                 }
+                handle.hold()
                 replies.append(OwnedReply(raw: raw))
             }
             return replies
         }
-        // The reply trees are ours once redisGetReply returned them; each is freed exactly once.
-        defer { replies.forEach { freeReplyObject($0.raw) } }
+        // The reply trees are ours once redisGetReply returned them; each is released exactly once.
+        defer { handle.withLock { handle in replies.forEach { handle.release($0.raw) } } }
         return try replies.map { try decode(RedisReplyView($0.raw.assumingMemoryBound(to: redisReply.self))) }
     }
 
@@ -233,7 +270,8 @@ public final class RedisConnection: Sendable {
         var raw: UnsafeMutableRawPointer?
         guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw fail(&handle, context) }
         guard let raw else { return nil }
-        defer { freeReplyObject(raw) }
+        handle.hold()
+        defer { handle.release(raw) }
         return RedisValue(raw.assumingMemoryBound(to: redisReply.self))
     }
 

@@ -15,6 +15,8 @@ public final class TenantFold {
     public private(set) var folded = 0
     /// Events the appliers refused (an illegal transition, stock below zero), as the projector would.
     public private(set) var refused = 0
+    /// Time spent applying (the second stage of the pipeline), for the benchmark.
+    public private(set) var applying: Duration = .zero
     /// Events per transaction: each changed document is written once per batch, so larger
     /// batches write a moving worker's row less often.
     static let batchSize = 20_000
@@ -32,27 +34,39 @@ public final class TenantFold {
         let reader = try TimelineReader(redisURL: redisURL, tenant: tenant, from: position + 1, to: instant, filter: ReplayFilter())
         let store = self.store
         var batch: [StreamEvent] = []
-        var applying: Task<Int, any Error>?
-        var refused = 0
+        var pending: Task<Applied, any Error>?
+        var applied = Applied()
         let read = try await reader.read(try await reader.streams(), parsePayloads: false, progress: progress) { entry in
             batch.append(entry.event)
             if batch.count >= Self.batchSize {
-                if let applying { refused += try await applying.value }
-                applying = Task { [batch] in try await Self.apply(batch, to: store) }
+                if let pending { applied.add(try await pending.value) }
+                pending = Task { [batch] in try await Self.apply(batch, to: store) }
                 batch.removeAll(keepingCapacity: true)
             }
         }
-        if let applying { refused += try await applying.value }
-        refused += try await Self.apply(batch, to: store)
-        self.refused += refused
+        if let pending { applied.add(try await pending.value) }
+        applied.add(try await Self.apply(batch, to: store))
+        refused += applied.refused
+        applying += applied.took
         folded += read
         position = instant
     }
 
-    /// Runs the appliers over `events` in one transaction; how many they refused.
-    private static func apply(_ events: [StreamEvent], to store: DocumentStore) async throws -> Int {
-        guard !events.isEmpty else { return 0 }
+    struct Applied: Sendable {
+        var refused = 0
+        var took = Duration.zero
+
+        mutating func add(_ other: Applied) {
+            refused += other.refused
+            took += other.took
+        }
+    }
+
+    /// Runs the appliers over `events` in one transaction: how many they refused, and how long it took.
+    private static func apply(_ events: [StreamEvent], to store: DocumentStore) async throws -> Applied {
+        guard !events.isEmpty else { return Applied() }
         return try await store.write { transaction in
+            let started = ContinuousClock.now
             let workspace = DocumentWorkspace(transaction)
             workspace.keepsTrackPoints = false
             var refused = 0
@@ -66,7 +80,7 @@ public final class TenantFold {
                 }
             }
             try transaction.write(workspace.takeChanges())
-            return refused
+            return Applied(refused: refused, took: ContinuousClock.now - started)
         }
     }
 
