@@ -37,9 +37,12 @@ public final class DocumentWorkspace {
 
     /// The document as this workspace sees it: stored, plus changes not yet flushed.
     public func get(tenant: String, collection: String, id: String) throws(DocumentStoreError) -> Document? {
-        let key = Key(tenant: tenant, collection: collection, id: id)
+        try get(Key(tenant: tenant, collection: collection, id: id))
+    }
+
+    private func get(_ key: Key) throws(DocumentStoreError) -> Document? {
         if let entry = entries[key] { return entry.document }
-        let document = try transaction.get(tenant: tenant, collection: collection, id: id)
+        let document = try transaction.get(tenant: key.tenant, collection: key.collection, id: key.id)
         entries[key] = Entry(document: document, dirty: false)
         return document
     }
@@ -52,55 +55,73 @@ public final class DocumentWorkspace {
             throw DocumentStoreError(.batchTooLarge, "a batch holds at most \(DocumentLimits.maxBatchOperations) operations; this one has \(operations.count)")
         }
         let now = time ?? Int64.nowMilliseconds
+        if operations.count == 1 {
+            // Nothing to roll back when the one operation fails: it goes straight in (most
+            // appliers write one document per event, so this is the hot path).
+            let (key, entry, result) = try stage(operations[0], tenant: tenant, now: now) { (key: Key) throws(DocumentStoreError) in try get(key) }
+            if let entry { entries[key] = entry }
+            return [result]
+        }
         var staged: [Key: Entry] = [:]
         var results: [WriteResult] = []
         results.reserveCapacity(operations.count)
-        func current(_ collection: String, _ id: String) throws(DocumentStoreError) -> (Key, Document?) {
+        for operation in operations {
+            let (key, entry, result) = try stage(operation, tenant: tenant, now: now) { (key: Key) throws(DocumentStoreError) in
+                if let entry = staged[key] { return entry.document }
+                return try get(key)
+            }
+            if let entry { staged[key] = entry }
+            results.append(result)
+        }
+        entries.merge(staged) { $1 }
+        return results
+    }
+
+    /// What one operation makes of the document `current` shows: the entry to store (`nil`
+    /// when nothing changes) and the result. Throws without changing anything.
+    private func stage(
+        _ operation: WriteOperation, tenant: String, now: Int64, current: (Key) throws(DocumentStoreError) -> Document?
+    ) throws(DocumentStoreError) -> (Key, Entry?, WriteResult) {
+        func key(_ collection: String, _ id: String) throws(DocumentStoreError) -> Key {
             _ = try transaction.store.definition(collection)
             try DocumentLimits.validateID(id)
-            let key = Key(tenant: tenant, collection: collection, id: id)
-            if let entry = staged[key] { return (key, entry.document) }
-            return (key, try get(tenant: tenant, collection: collection, id: id))
+            return Key(tenant: tenant, collection: collection, id: id)
         }
-        func put(_ key: Key, _ data: JSONValue, previous: Document?) throws(DocumentStoreError) -> WriteResult {
+        func put(_ key: Key, _ data: JSONValue, previous: Document?) throws(DocumentStoreError) -> (Key, Entry?, WriteResult) {
             // Encoded once, on flush: a hot document changed many times is encoded once.
             try DocumentLimits.checkSize(data, id: key.id)
             let document = Document(
                 id: key.id, collection: key.collection, data: data,
                 createdAt: previous?.createdAt ?? now, updatedAt: now, version: (previous?.version ?? 0) + 1
             )
-            staged[key] = Entry(document: document, dirty: true)
-            return WriteResult(collection: key.collection, id: key.id, version: document.version)
+            return (key, Entry(document: document, dirty: true), WriteResult(collection: key.collection, id: key.id, version: document.version))
         }
-        for operation in operations {
-            switch operation {
-            case .create(let collection, let id, let data):
-                let (key, existing) = try current(collection, id)
-                guard existing == nil else { throw DocumentStoreError(.alreadyExists, "\(collection)/\(id) already exists") }
-                results.append(try put(key, data, previous: nil))
-            case .set(let collection, let id, let data, let ifVersion):
-                let (key, existing) = try current(collection, id)
-                try Self.check(ifVersion, against: existing?.version, collection: collection, id: id)
-                results.append(try put(key, data, previous: existing))
-            case .update(let collection, let id, let fields, let ifVersion):
-                let (key, existing) = try current(collection, id)
-                guard let existing else { throw DocumentStoreError(.notFound, "\(collection)/\(id) does not exist") }
-                try Self.check(ifVersion, against: existing.version, collection: collection, id: id)
-                var data = existing.data
-                for (path, value) in fields.sorted(by: { $0.key.description < $1.key.description }) {
-                    guard !path.isDocumentID else { throw DocumentStoreError(.invalidFieldPath, "the document id cannot be updated") }
-                    data.set(value, at: path)
-                }
-                results.append(try put(key, data, previous: existing))
-            case .delete(let collection, let id, let ifVersion):
-                let (key, existing) = try current(collection, id)
-                if ifVersion != nil { try Self.check(ifVersion, against: existing?.version, collection: collection, id: id) }
-                if existing != nil { staged[key] = Entry(document: nil, dirty: true) }
-                results.append(WriteResult(collection: collection, id: id, version: 0))
+        switch operation {
+        case .create(let collection, let id, let data):
+            let key = try key(collection, id)
+            guard try current(key) == nil else { throw DocumentStoreError(.alreadyExists, "\(collection)/\(id) already exists") }
+            return try put(key, data, previous: nil)
+        case .set(let collection, let id, let data, let ifVersion):
+            let key = try key(collection, id)
+            let existing = try current(key)
+            try Self.check(ifVersion, against: existing?.version, collection: collection, id: id)
+            return try put(key, data, previous: existing)
+        case .update(let collection, let id, let fields, let ifVersion):
+            let key = try key(collection, id)
+            guard let existing = try current(key) else { throw DocumentStoreError(.notFound, "\(collection)/\(id) does not exist") }
+            try Self.check(ifVersion, against: existing.version, collection: collection, id: id)
+            var data = existing.data
+            for (path, value) in fields.sorted(by: { $0.key.description < $1.key.description }) {
+                guard !path.isDocumentID else { throw DocumentStoreError(.invalidFieldPath, "the document id cannot be updated") }
+                data.set(value, at: path)
             }
+            return try put(key, data, previous: existing)
+        case .delete(let collection, let id, let ifVersion):
+            let key = try key(collection, id)
+            let existing = try current(key)
+            if ifVersion != nil { try Self.check(ifVersion, against: existing?.version, collection: collection, id: id) }
+            return (key, existing == nil ? nil : Entry(document: nil, dirty: true), WriteResult(collection: collection, id: id, version: 0))
         }
-        entries.merge(staged) { $1 }
-        return results
     }
 
     /// Adds a track point, written on `flush()`.

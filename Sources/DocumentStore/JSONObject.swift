@@ -17,14 +17,31 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     }
 
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
-        self.init([:])
+        self.init(minimumCapacity: elements.count)
         for (key, value) in elements { self[key] = value }
     }
 
-    /// Fields in any order, later duplicates winning; used by the parser.
-    init(unsorted pairs: [(key: String, value: JSONValue)]) {
+    /// An empty object with room for `capacity` fields, so building one allocates once.
+    public init(minimumCapacity capacity: Int) {
+        fields = []
+        fields.reserveCapacity(capacity)
+    }
+
+    /// Fields in any order, later duplicates winning; used by the parser. Sorts in place and
+    /// copies only when there are duplicates (this runs for every parsed object).
+    init(unsorted pairs: consuming [(key: String, value: JSONValue)]) {
         var sorted = pairs
+        // Swift's sort is stable, so of equal keys the later one stays last.
         sorted.sort { $0.key < $1.key }
+        var duplicates = false
+        for index in sorted.indices.dropFirst() where sorted[index - 1].key == sorted[index].key {
+            duplicates = true
+            break
+        }
+        guard duplicates else {
+            fields = sorted
+            return
+        }
         var unique: [(key: String, value: JSONValue)] = []
         unique.reserveCapacity(sorted.count)
         for pair in sorted {

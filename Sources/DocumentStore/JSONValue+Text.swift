@@ -72,6 +72,8 @@ enum JSONText {
         mutating func object(depth: Int) throws(ParseError) -> JSONValue {
             index += 1
             var fields: [(key: String, value: JSONValue)] = []
+            // One allocation for the usual small object instead of growing 1, 2, 4, 8.
+            fields.reserveCapacity(8)
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1

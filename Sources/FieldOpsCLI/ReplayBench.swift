@@ -45,6 +45,53 @@ struct ReplayBench: AsyncParsableCommand {
         let end = start + step * Int64(entries)
         say(String(format: "written in %.1f s\n", (ContinuousClock.now - seedStarted).secondsValue))
 
+        // The machine's speed drifts between runs, so the three measurements are taken in
+        // turn, round after round, and each ratio is one round's: fold and reference side by side.
+        var table = Table("ROUND", "RAW XRANGE (REFERENCE)", "TIMELINE", "FOLD (--at)", "FOLD % OF RAW", "APPLYING ALONE")
+        var measured: [Round] = []
+        for number in 1...rounds {
+            let round = try await measure(target.url, redis: redis, keys: keys, streams: streams, start: start, end: end)
+            measured.append(round)
+            table.rows.append(round.cells("\(number)"))
+        }
+        if measured.count > 1 { table.rows.append(Round.median(of: measured).cells("median")) }
+        say(table.rendered)
+        // The first round's fold is the process's first: later ones start from its peak.
+        let first = measured[0]
+        say(String(format: "\nresident memory, first round's fold: %.0f MB before, %.0f MB at half the window, %.0f MB at its end", first.memory.0, first.memory.1, first.memory.2))
+        say("state: \(first.state)")
+    }
+
+    @Option(help: "Rounds of the three measurements, taken in turn.") var rounds = 3
+
+    /// One round: entries/s of each measurement over the whole window.
+    struct Round {
+        var raw: Double
+        var timeline: Double
+        var fold: Double
+        var applying: Double
+        /// The fold's rate as a share of the raw rate.
+        var share: Double
+        var memory = (0.0, 0.0, 0.0)
+        var state = ""
+
+        func cells(_ label: String) -> [String] {
+            func rate(_ value: Double) -> String { "\(Int(value))/s" }
+            func ofRaw(_ value: Double) -> String { "\(Int(value))/s (\(Int((value / raw * 100).rounded()))%)" }
+            return [label, rate(raw), ofRaw(timeline), rate(fold), "\(Int((self.share * 100).rounded()))%", rate(applying)]
+        }
+
+        static func median(of rounds: [Round]) -> Round {
+            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+            // Each column's median; the share is the median of the rounds' shares.
+            return Round(
+                raw: median(rounds.map(\.raw)), timeline: median(rounds.map(\.timeline)),
+                fold: median(rounds.map(\.fold)), applying: median(rounds.map(\.applying)), share: median(rounds.map(\.share))
+            )
+        }
+    }
+
+    func measure(_ url: String, redis: RedisConnection, keys: StreamKeys, streams: [String], start: Int64, end: Int64) async throws -> Round {
         // Reference: raw pages, nothing parsed.
         var raw = 0
         let rawStarted = ContinuousClock.now
@@ -58,31 +105,31 @@ struct ReplayBench: AsyncParsableCommand {
             }
         }
         let rawRate = Double(raw) / (ContinuousClock.now - rawStarted).secondsValue
-        report("raw XRANGE COUNT 1000 (reference)", raw, rawRate, reference: rawRate)
 
-        let reader = try TimelineReader(redisURL: target.url, tenant: "bench", from: start, to: end, filter: ReplayFilter())
+        let reader = try TimelineReader(redisURL: url, tenant: "bench", from: start, to: end, filter: ReplayFilter())
         let names = try await reader.streams()
         var merged = 0
         var started = ContinuousClock.now
         try await reader.read(names) { _ in merged += 1 }
-        report("timeline: read, parse, merge", merged, Double(merged) / (ContinuousClock.now - started).secondsValue, reference: rawRate)
+        let timelineRate = Double(merged) / (ContinuousClock.now - started).secondsValue
 
-        let fold = try TenantFold(redisURL: target.url, tenant: "bench")
+        let fold = try TenantFold(redisURL: url, tenant: "bench")
         let before = Self.residentMegabytes()
         started = ContinuousClock.now
         try await fold.advance(to: start + (end - start) / 2)
         let half = Self.residentMegabytes()
         try await fold.advance(to: end)
         let seconds = (ContinuousClock.now - started).secondsValue
-        report("fold into the state (--at)", fold.folded, Double(fold.folded) / seconds, reference: rawRate)
-        report("  of which applying alone", fold.folded, Double(fold.folded) / fold.applying.secondsValue, reference: rawRate)
-        say(String(format: "\nresident memory: %.0f MB before the fold, %.0f MB at half the window, %.0f MB at its end", before, half, Self.residentMegabytes()))
-        say("state: \(try await fold.snapshot().rows.map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", "))")
-    }
-
-    func report(_ name: String, _ count: Int, _ rate: Double, reference: Double) {
-        let label = name.padding(toLength: 36, withPad: " ", startingAt: 0)
-        say(label + String(format: " %9d entries  %10.0f entries/s  %5.0f%% of raw", count, rate, rate / reference * 100))
+        guard raw == merged, merged == fold.folded else {
+            throw ValidationError("the measurements read different windows: \(raw) raw, \(merged) merged, \(fold.folded) folded")
+        }
+        let foldRate = Double(fold.folded) / seconds
+        var round = Round(
+            raw: rawRate, timeline: timelineRate, fold: foldRate, applying: Double(fold.folded) / fold.applying.secondsValue, share: foldRate / rawRate
+        )
+        round.memory = (before, half, Self.residentMegabytes())
+        round.state = try await fold.snapshot().rows.map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", ")
+        return round
     }
 
     /// Pipelined XADDs with explicit ids, a simulated hour of traffic.

@@ -29,7 +29,24 @@ public enum Appliers {
     /// Applies `event` to the documents of `workspace`, all or nothing: the applier plans its
     /// writes, and they reach the workspace only if it finishes without failing.
     /// - Throws: `ApplyFailure` when the event cannot take effect; `DocumentStoreError` when storage fails.
-    public static func apply(_ event: StreamEvent, in workspace: DocumentWorkspace) throws -> ApplyOutcome {
+    public static func apply(_ event: borrowing StreamEvent, in workspace: DocumentWorkspace) throws -> ApplyOutcome {
+        try apply(Event(event), in: workspace)
+    }
+
+    /// The parts of an event the appliers read. A fold that keeps thousands of events in
+    /// memory keeps these: copying one retains two strings, copying a `StreamEvent` four or more.
+    public struct Event: Sendable {
+        public let id: String
+        public let eventType: String
+        public let payload: String
+        public let tenant: String
+
+        public init(_ event: borrowing StreamEvent) {
+            (id, eventType, payload, tenant) = (event.id, event.eventType, event.payload, event.tenant)
+        }
+    }
+
+    public static func apply(_ event: Event, in workspace: DocumentWorkspace) throws -> ApplyOutcome {
         let context = Context(event: event, workspace: workspace)
         switch event.eventType {
         case EventType.roomCreated: try context.roomCreated()
@@ -70,7 +87,7 @@ public enum Appliers {
 
 /// One event being applied, with helpers for its payload and documents.
 private final class Context {
-    let event: StreamEvent
+    let event: Appliers.Event
     let workspace: DocumentWorkspace
     /// The event's time, read once from its id.
     let time: Int64
@@ -79,10 +96,10 @@ private final class Context {
     private var operations: [WriteOperation] = []
     private var trackPoints: [TrackPoint] = []
 
-    init(event: StreamEvent, workspace: DocumentWorkspace) {
+    init(event: Appliers.Event, workspace: DocumentWorkspace) {
         self.event = event
         self.workspace = workspace
-        self.time = Appliers.time(of: event)
+        self.time = Int64(streamIDParts(event.id).milliseconds)
         self.timeValue = .number(Double(time))
     }
 
@@ -118,22 +135,27 @@ private final class Context {
         self.operations += operations
     }
 
+    func write(_ operation: WriteOperation) {
+        operations.append(operation)
+    }
+
     /// Writes the document read as `document` with `changes` applied, in one statement.
     /// Top-level fields only, so no paths are parsed per event.
     func update(_ document: Document, _ changes: KeyValuePairs<String, JSONValue>) throws {
-        try update(document, Array(changes))
+        guard case .object(var fields) = document.data else { throw ApplyFailure("\(document.collection)/\(document.id) is not an object") }
+        for (key, value) in changes { fields[key] = value }
+        write(.set(collection: document.collection, id: document.id, data: .object(fields), ifVersion: document.version))
     }
 
     func update(_ document: Document, _ changes: [(String, JSONValue)]) throws {
         guard case .object(var fields) = document.data else { throw ApplyFailure("\(document.collection)/\(document.id) is not an object") }
         for (key, value) in changes { fields[key] = value }
-        let data = JSONValue.object(fields)
-        write([.set(collection: document.collection, id: document.id, data: data, ifVersion: document.version)])
+        write(.set(collection: document.collection, id: document.id, data: .object(fields), ifVersion: document.version))
     }
 
     func create(_ collection: String, _ id: String, _ data: JSONValue) throws {
         guard try existing(collection, id) == nil else { throw ApplyFailure("\(collection)/\(id) already exists") }
-        write([.create(collection: collection, id: id, data: data)])
+        write(.create(collection: collection, id: id, data: data))
     }
 
     // MARK: - Chat
@@ -262,7 +284,10 @@ private final class Context {
             workerID: workerID, recordedAt: recordedAt, lat: lat, lon: lon,
             accuracy: accuracy, speed: speed, heading: heading, eventID: event.id
         ))
-        var location: JSONObject = ["lat": .number(lat), "lon": .number(lon), "recordedAt": .number(Double(recordedAt))]
+        var location = JSONObject(minimumCapacity: 10)
+        location["lat"] = .number(lat)
+        location["lon"] = .number(lon)
+        location["recordedAt"] = .number(Double(recordedAt))
         if let accuracy { location["accuracy"] = .number(accuracy) }
         if let speed { location["speed"] = .number(speed) }
         if let heading { location["heading"] = .number(heading) }

@@ -19,7 +19,7 @@ public final class TenantFold {
     public private(set) var applying: Duration = .zero
     /// Events per transaction: each changed document is written once per batch, so larger
     /// batches write a moving worker's row less often.
-    static let batchSize = 20_000
+    static let batchSize = 40_000
 
     public init(redisURL: String, tenant: String) throws {
         self.redisURL = redisURL
@@ -33,19 +33,19 @@ public final class TenantFold {
         guard instant > position else { return }
         let reader = try TimelineReader(redisURL: redisURL, tenant: tenant, from: position + 1, to: instant, filter: ReplayFilter())
         let store = self.store
-        var batch: [StreamEvent] = []
+        var batch: [Appliers.Event] = []
         var pending: Task<Applied, any Error>?
         var applied = Applied()
         let read = try await reader.read(try await reader.streams(), parsePayloads: false, progress: progress) { entry in
-            batch.append(entry.event)
+            batch.append(Appliers.Event(entry.event))
             if batch.count >= Self.batchSize {
                 if let pending { applied.add(try await pending.value) }
-                pending = Task { [batch] in try await Self.apply(batch, to: store) }
+                pending = Task { [batch, overlay = applied.changes] in try await Self.apply(batch, to: store, overlay: overlay) }
                 batch.removeAll(keepingCapacity: true)
             }
         }
         if let pending { applied.add(try await pending.value) }
-        applied.add(try await Self.apply(batch, to: store))
+        applied.add(try await Self.apply(batch, to: store, overlay: applied.changes))
         refused += applied.refused
         applying += applied.took
         folded += read
@@ -55,19 +55,24 @@ public final class TenantFold {
     struct Applied: Sendable {
         var refused = 0
         var took = Duration.zero
+        /// The documents the latest batch changed: the next batch starts from them instead of
+        /// reading and parsing each again from SQLite.
+        var changes: DocumentChanges?
 
         mutating func add(_ other: Applied) {
             refused += other.refused
             took += other.took
+            changes = other.changes
         }
     }
 
-    /// Runs the appliers over `events` in one transaction: how many they refused, and how long it took.
-    private static func apply(_ events: [StreamEvent], to store: DocumentStore) async throws -> Applied {
+    /// Runs the appliers over `events` in one transaction: how many they refused, how long it
+    /// took, and what it changed.
+    private static func apply(_ events: [Appliers.Event], to store: DocumentStore, overlay: DocumentChanges?) async throws -> Applied {
         guard !events.isEmpty else { return Applied() }
         return try await store.write { transaction in
             let started = ContinuousClock.now
-            let workspace = DocumentWorkspace(transaction)
+            let workspace = DocumentWorkspace(transaction, overlay: overlay)
             workspace.keepsTrackPoints = false
             var refused = 0
             for event in events {
@@ -79,8 +84,9 @@ public final class TenantFold {
                     refused += 1
                 }
             }
-            try transaction.write(workspace.takeChanges())
-            return Applied(refused: refused, took: ContinuousClock.now - started)
+            let changes = try workspace.takeChanges()
+            try transaction.write(changes)
+            return Applied(refused: refused, took: ContinuousClock.now - started, changes: changes)
         }
     }
 

@@ -9,9 +9,17 @@ public struct TimelineEntry: Sendable {
     public let event: StreamEvent
     /// The payload parsed; `.null` when it is not JSON.
     public let payload: JSONValue
+    /// The stream id's two numbers, read once: the merge orders by them.
+    let order: (milliseconds: UInt64, sequence: UInt64)
+
+    init(event: StreamEvent, payload: JSONValue) {
+        self.event = event
+        self.payload = payload
+        self.order = streamIDParts(event.id)
+    }
 
     /// Milliseconds since 1970, from the stream id (when Redis stored it).
-    public var time: Int64 { Int64(streamIDParts(event.id).milliseconds) }
+    public var time: Int64 { Int64(order.milliseconds) }
 
     /// Who did it, as far as the event says.
     public var actor: String? {
@@ -146,30 +154,51 @@ public final class TimelineReader: Sendable {
         _ streams: [String], parsePayloads: Bool = true, progress: (Int64, Int) -> Void = { _, _ in }, _ body: (TimelineEntry) async throws -> Void
     ) async throws -> Int {
         var cursors = streams.map { Cursor(stream: $0, after: nil, parsePayloads: parsePayloads) }
+        // Each page newest first, so the next entry is taken with `popLast()`: moved out, not
+        // copied (a copy retains every string of the event).
         var pages: [[TimelineEntry]] = Array(repeating: [], count: streams.count)
-        var positions = Array(repeating: 0, count: streams.count)
         for index in cursors.indices { pages[index] = try await nextPage(&cursors[index]) }
         var read = 0
+        // Each stream's next entry's id and name. Keys only: copying entries to compare them
+        // retained every string of two events per comparison.
+        func head(_ index: Int) -> Head? {
+            guard !pages[index].isEmpty else { return nil }
+            let order = pages[index][pages[index].count - 1].order
+            return Head(milliseconds: order.milliseconds, sequence: order.sequence, stream: streams[index])
+        }
+        var heads = pages.indices.map(head)
         while true {
             // The stream whose next entry comes first (few streams: a scan beats a heap).
             var best: Int?
-            for index in pages.indices where positions[index] < pages[index].count {
-                guard let current = best else { best = index; continue }
-                let a = pages[index][positions[index]].event, b = pages[current][positions[current]].event
-                if streamID(a.id, isLessThan: b.id) || (a.id == b.id && a.stream < b.stream) { best = index }
+            for index in heads.indices {
+                guard let head = heads[index] else { continue }
+                guard let current = best, let leader = heads[current] else { best = index; continue }
+                if head.precedes(leader) { best = index }
             }
             guard let index = best else { break }
-            let entry = pages[index][positions[index]]
-            positions[index] += 1
+            let entry = pages[index].removeLast()
             read += 1
             if filter.matches(entry) { try await body(entry) }
             if read % 10_000 == 0 { progress(entry.time, read) }
-            if positions[index] == pages[index].count, !cursors[index].done {
+            if pages[index].isEmpty, !cursors[index].done {
                 pages[index] = try await nextPage(&cursors[index])
-                positions[index] = 0
             }
+            heads[index] = head(index)
         }
         return read
+    }
+
+    /// A stream's next entry, as the merge compares it.
+    struct Head {
+        let milliseconds: UInt64
+        let sequence: UInt64
+        let stream: String
+
+        func precedes(_ other: Head) -> Bool {
+            if milliseconds != other.milliseconds { return milliseconds < other.milliseconds }
+            if sequence != other.sequence { return sequence < other.sequence }
+            return stream < other.stream
+        }
     }
 
     struct Cursor {
@@ -187,9 +216,11 @@ public final class TimelineReader: Sendable {
         if records.count < Self.pageSize { cursor.done = true }
         cursor.after = records.last?.id ?? cursor.after
         let (stream, tenant, parse) = (cursor.stream, self.tenant, cursor.parsePayloads)
-        return records.compactMap { record in
+        var entries = records.compactMap { record -> TimelineEntry? in
             guard let fields = record.fields, let event = try? StreamEvent(id: record.id, stream: stream, tenant: tenant, fields: fields) else { return nil }
             return TimelineEntry(event: event, payload: parse ? (try? JSONValue(jsonText: event.payload)) ?? .null : .null)
         }
+        entries.reverse()
+        return entries
     }
 }
