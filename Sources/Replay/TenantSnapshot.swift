@@ -18,12 +18,14 @@ public final class TenantFold {
     /// Time spent applying (the second stage of the pipeline), for the benchmark.
     public private(set) var applying: Duration = .zero
     /// Events per transaction: each changed document is written once per batch, so larger
-    /// batches write a moving worker's row less often.
-    static let batchSize = 40_000
+    /// batches write a moving worker's row less often (40 000 measured best with
+    /// `fieldops bench replay`; the batch in memory is a few megabytes).
+    let batchSize: Int
 
-    public init(redisURL: String, tenant: String) throws {
+    public init(redisURL: String, tenant: String, batchSize: Int = 40_000) throws {
         self.redisURL = redisURL
         self.tenant = tenant
+        self.batchSize = max(1, batchSize)
         self.store = try DocumentStore(path: ":memory:")
     }
 
@@ -32,13 +34,13 @@ public final class TenantFold {
     public func advance(to instant: Int64, progress: @escaping (Int64, Int) -> Void = { _, _ in }) async throws {
         guard instant > position else { return }
         let reader = try TimelineReader(redisURL: redisURL, tenant: tenant, from: position + 1, to: instant, filter: ReplayFilter())
-        let store = self.store
+        let (store, batchSize) = (self.store, self.batchSize)
         var batch: [Appliers.Event] = []
         var pending: Task<Applied, any Error>?
         var applied = Applied()
         let read = try await reader.read(try await reader.streams(), parsePayloads: false, progress: progress) { entry in
             batch.append(Appliers.Event(entry.event))
-            if batch.count >= Self.batchSize {
+            if batch.count >= batchSize {
                 if let pending { applied.add(try await pending.value) }
                 pending = Task { [batch, overlay = applied.changes] in try await Self.apply(batch, to: store, overlay: overlay) }
                 batch.removeAll(keepingCapacity: true)

@@ -51,6 +51,13 @@ struct JSONTextTests {
         #expect(throws: DocumentStoreError.self) { try JSONValue(jsonText: text) }
     }
 
+    @Test func objectsAreKeptSortedAndTheLaterOfDuplicateKeysWins() throws {
+        let value = try JSONValue(jsonText: #"{"b":1,"a":2,"b":3,"c":{"z":1,"y":2},"a":4,"d":[]}"#)
+        #expect(value.jsonText == #"{"a":4,"b":3,"c":{"y":2,"z":1},"d":[]}"#)
+        #expect(value["a"] == 4 && value["c"]?["y"] == 2)
+        #expect(try JSONValue(jsonText: #"{"k9":0,"k1":1,"k5":5,"k3":3,"k7":7,"k2":2,"k8":8,"k4":4,"k6":6,"k0":0}"#).objectValue?.keys == (0...9).map { "k\($0)" })
+    }
+
     @Test func refusesNestingDeepEnoughToHurt() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         #expect(throws: DocumentStoreError.self) { try JSONValue(jsonText: deep) }

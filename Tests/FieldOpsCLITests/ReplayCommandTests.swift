@@ -4,7 +4,7 @@ import FieldOpsCLI
 import Foundation
 import Redis
 import Projections
-import Replay
+@testable import Replay
 import Streams
 import Testing
 
@@ -186,6 +186,50 @@ struct ReplayCommandTests {
         // The text state reads as a list per kind.
         let text = try await replay(["--at", time(then)])
         #expect(text.contains("Tasks (1)") && text.contains("status assigned · assignee w-1"))
+    }
+
+    @Test func foldingInSmallBatchesEndsWhereTheLiveProjectionIs() async throws {
+        // Batches of 7 over 200 events: documents changed in one batch are read by the next
+        // (from the batch's changes, not SQLite), and a refusal falls inside a batch.
+        let url = context.server.url
+        let tasks = try StreamProducer(redisURL: url, tenant: "fold", stream: StreamNames.taskAssignments)
+        let locations = try StreamProducer(redisURL: url, tenant: "fold", stream: StreamNames.locationUpdates)
+        let stock = try StreamProducer(redisURL: url, tenant: "fold", stream: StreamNames.resourceUpdates)
+        _ = try stock.publishBatchBlocking([(EventType.resourceCreated, #"{"resourceId":"R-1","name":"Sandbags","quantity":100}"#, [])])
+        for step in 0..<40 {
+            let task = "T-\(step / 5)", worker = "w-\(step % 5)"
+            let (type, payload) = switch step % 5 {
+            case 0: (EventType.taskCreated, #"{"taskId":"\#(task)","title":"Check pump","priority":2}"#)
+            case 1: (EventType.taskAssigned, #"{"taskId":"\#(task)","assigneeId":"\#(worker)","by":"d-1"}"#)
+            case 2: (EventType.taskAccepted, #"{"taskId":"\#(task)","by":"\#(worker)"}"#)
+            case 3: (EventType.taskStarted, #"{"taskId":"\#(task)","by":"\#(worker)"}"#)
+            default: (EventType.taskCompleted, #"{"taskId":"\#(task)","by":"\#(worker)"}"#)
+            }
+            _ = try tasks.publishBatchBlocking([(type, payload, [("taskId", task)])])
+            _ = try locations.publishBatchBlocking((0..<3).map { fix in
+                (EventType.locationReported, #"{"workerId":"\#(worker)","lat":52.\#(step * 3 + fix),"lon":13.4,"battery":\#(99 - step)}"#, [("workerId", worker)])
+            })
+            // 40 × 3 bags from 100: the 34th adjustment would go below zero and is refused.
+            _ = try stock.publishBatchBlocking([(EventType.resourceAdjusted, #"{"resourceId":"R-1","delta":-3,"reason":"levee"}"#, [])])
+        }
+        let live = try DocumentStore(path: ":memory:")
+        _ = try await ProjectionMaintenance.rebuild(redisURL: url, store: live, tenant: "fold")
+        let now = Int64(Date().timeIntervalSince1970 * 1_000) + 1_000
+        let small = try TenantFold(redisURL: url, tenant: "fold", batchSize: 7)
+        try await small.advance(to: now)
+        let whole = try TenantFold(redisURL: url, tenant: "fold")
+        try await whole.advance(to: now)
+        let (inSmall, inWhole) = (try await small.snapshot(), try await whole.snapshot())
+        #expect(small.folded == 201 && small.refused == 7 && whole.refused == 7)
+        #expect(inSmall.rows == inWhole.rows)
+        func rows(_ collection: String, _ row: (Document) -> TenantSnapshot.Row) async throws -> [TenantSnapshot.Row] {
+            try await live.query(tenant: "fold", Query(collection).limit(1_000)).documents.map(row).sorted { $0.id < $1.id }
+        }
+        #expect(inSmall.rows[.workers] == (try await rows("workers", TenantSnapshot.worker)))
+        #expect(inSmall.rows[.tasks] == (try await rows("tasks", TenantSnapshot.task)))
+        #expect(inSmall.rows[.stock] == (try await rows("resources", TenantSnapshot.resource)))
+        #expect(inSmall.rows[.stock]?.first?.value("quantity") == "1")
+        #expect(inSmall.rows[.workers]?.first { $0.id == "w-4" }?.value("battery") == "60")
     }
 
     @Test func exportsCarryTheTracksTaskPlacesAndTimeline() async throws {
