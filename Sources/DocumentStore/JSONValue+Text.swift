@@ -236,8 +236,61 @@ enum JSONText {
                 }
                 return Double(negative ? -value : value)
             }
+            if let exact = Self.fastDecimal(slice) { return exact }
             guard let number = Double(String(decoding: slice, as: UTF8.self)), number.isFinite else { throw error("number out of range") }
             return number
+        }
+
+        /// Powers of ten a Double holds exactly.
+        private static let exactPowersOfTen: [Double] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        ]
+
+        /// A decimal of at most 15 significant digits and a power of ten up to 22 is one exact
+        /// integer times or divided by one exact power: a single correctly rounded operation
+        /// gives the correctly rounded result (Clinger's fast path, as strtod takes it). Positions
+        /// and speeds are all like that; anything else returns nil for the full conversion.
+        static func fastDecimal(_ text: UnsafeBufferPointer<UInt8>) -> Double? {
+            var mantissa: UInt64 = 0
+            var digits = 0
+            var exponent = 0
+            var index = 0
+            let negative = text.first == UInt8(ascii: "-")
+            if negative { index = 1 }
+            var inFraction = false
+            while index < text.count {
+                let byte = text[index]
+                if byte == UInt8(ascii: ".") {
+                    inFraction = true
+                } else if byte >= 0x30 && byte <= 0x39 {
+                    if mantissa != 0 || byte != 0x30 { digits += 1 }
+                    guard digits <= 15 else { return nil }
+                    mantissa = mantissa * 10 + UInt64(byte - 0x30)
+                    if inFraction { exponent -= 1 }
+                } else {
+                    break
+                }
+                index += 1
+            }
+            if index < text.count {
+                // An exponent part: e, sign, digits.
+                index += 1
+                var sign = 1
+                if index < text.count, text[index] == UInt8(ascii: "-") || text[index] == UInt8(ascii: "+") {
+                    sign = text[index] == UInt8(ascii: "-") ? -1 : 1
+                    index += 1
+                }
+                var value = 0
+                while index < text.count {
+                    value = value * 10 + Int(text[index] - 0x30)
+                    guard value <= 400 else { return nil }
+                    index += 1
+                }
+                exponent += sign * value
+            }
+            guard (-22...22).contains(exponent) else { return mantissa == 0 ? (negative ? -0.0 : 0) : nil }
+            let magnitude = exponent < 0 ? Double(mantissa) / exactPowersOfTen[-exponent] : Double(mantissa) * exactPowersOfTen[exponent]
+            return negative ? -magnitude : magnitude
         }
     }
 

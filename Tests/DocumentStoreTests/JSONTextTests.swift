@@ -58,6 +58,21 @@ struct JSONTextTests {
         #expect(try JSONValue(jsonText: #"{"k9":0,"k1":1,"k5":5,"k3":3,"k7":7,"k2":2,"k8":8,"k4":4,"k6":6,"k0":0}"#).objectValue?.keys == (0...9).map { "k\($0)" })
     }
 
+    @Test(arguments: 0..<4)
+    func decimalsReadExactlyAsSwiftReadsThem(seed: UInt64) throws {
+        var rng = SplitMix64(state: seed + 7)
+        for _ in 0..<5_000 {
+            let integer = Int.random(in: 0...999_999, using: &rng), fraction = Int.random(in: 0...99_999_999, using: &rng)
+            var text = "\(Bool.random(using: &rng) ? "-" : "")\(integer).\(String(repeating: "0", count: Int.random(in: 0...3, using: &rng)))\(fraction)"
+            if Bool.random(using: &rng) { text += "e\(Int.random(in: -30...30, using: &rng))" }
+            let parsed = try JSONValue(jsonText: text).doubleValue
+            #expect(parsed == Double(text), "\(text)")
+        }
+        for text in ["52.520008", "13.404954", "0.1", "1e22", "1e23", "9007199254740993.0", "123456789012345.6", "0.000000000000000000000001", "-0.0", "2.2250738585072014e-308"] {
+            #expect(try JSONValue(jsonText: text).doubleValue == Double(text), "\(text)")
+        }
+    }
+
     @Test func refusesNestingDeepEnoughToHurt() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         #expect(throws: DocumentStoreError.self) { try JSONValue(jsonText: deep) }
