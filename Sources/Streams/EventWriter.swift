@@ -277,15 +277,18 @@ public final class EventWriter: Sendable {
     /// The channel message (`schemas/channel-message.schema.json`) after `{"id":"ID",`: the
     /// stream name and the entry's fields, which the script completes with the id.
     static func channelMessageTail(stream: String, fields: [String]) -> String {
-        var out = "\"stream\":"
+        var out: [UInt8] = []
+        out.reserveCapacity(fields.reduce(stream.utf8.count + 16) { $0 + $1.utf8.count + 4 })
+        out.append(contentsOf: #""stream":"#.utf8)
         JSONText.appendQuoted(stream, to: &out)
         for index in stride(from: 0, to: fields.count - 1, by: 2) {
-            out += ","
+            out.append(UInt8(ascii: ","))
             JSONText.appendQuoted(fields[index], to: &out)
-            out += ":"
+            out.append(UInt8(ascii: ":"))
             JSONText.appendQuoted(fields[index + 1], to: &out)
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A number as Lua's `tonumber` and JSON both read it.

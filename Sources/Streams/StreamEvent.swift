@@ -184,31 +184,37 @@ enum JSONText {
     /// Appends `text` as a JSON string literal. Works on UTF-8 bytes and copies runs that need
     /// no escaping whole: it writes every field of every channel message.
     static func appendQuoted(_ text: String, to out: inout String) {
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(text.utf8.count + 18)
+        appendQuoted(text, to: &escaped)
+        out += String(decoding: escaped, as: UTF8.self)
+    }
+
+    /// The same into bytes: a message of many strings is built in one buffer, with no String
+    /// and no array made per string (this runs for every field of every appended event).
+    static func appendQuoted(_ text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { bytes in
-            var escaped: [UInt8] = []
-            escaped.reserveCapacity(bytes.count + 16)
-            escaped.append(UInt8(ascii: "\""))
+            out.append(UInt8(ascii: "\""))
             var runStart = 0
             for index in 0..<bytes.count {
                 let byte = bytes[index]
                 guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                escaped.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
-                escaped.append(UInt8(ascii: "\\"))
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                out.append(UInt8(ascii: "\\"))
                 switch byte {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"): escaped.append(byte)
-                case UInt8(ascii: "\n"): escaped.append(UInt8(ascii: "n"))
-                case UInt8(ascii: "\r"): escaped.append(UInt8(ascii: "r"))
-                case UInt8(ascii: "\t"): escaped.append(UInt8(ascii: "t"))
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(byte)
+                case UInt8(ascii: "\n"): out.append(UInt8(ascii: "n"))
+                case UInt8(ascii: "\r"): out.append(UInt8(ascii: "r"))
+                case UInt8(ascii: "\t"): out.append(UInt8(ascii: "t"))
                 default:
-                    escaped.append(UInt8(ascii: "u")); escaped.append(UInt8(ascii: "0")); escaped.append(UInt8(ascii: "0"))
-                    escaped.append(hexDigits[Int(byte >> 4)]); escaped.append(hexDigits[Int(byte & 0xF)])
+                    out.append(UInt8(ascii: "u")); out.append(UInt8(ascii: "0")); out.append(UInt8(ascii: "0"))
+                    out.append(hexDigits[Int(byte >> 4)]); out.append(hexDigits[Int(byte & 0xF)])
                 }
                 runStart = index + 1
             }
-            escaped.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
-            escaped.append(UInt8(ascii: "\""))
-            out += String(decoding: escaped, as: UTF8.self)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
+            out.append(UInt8(ascii: "\""))
         }
     }
 }
