@@ -24,6 +24,7 @@ public struct CollectionDefinition: Sendable, Hashable {
         let placeholders = Array(repeating: "?", count: 6 + columns.count).joined(separator: ", ")
         let updates = (["body", "created_at", "updated_at", "version"] + columns).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
         upsertSQL = "INSERT INTO c_\(name) (\(names)) VALUES (\(placeholders)) ON CONFLICT (tenant, id) DO UPDATE SET \(updates)"
+        selectSQL = "SELECT id, body, created_at, updated_at, version FROM c_\(name) WHERE tenant = ? AND id = ?"
     }
 
     /// The SQLite table holding the collection's documents.
@@ -32,6 +33,10 @@ public struct CollectionDefinition: Sendable, Hashable {
     /// Writes one document row with its field columns (arguments: tenant, id, body, created_at,
     /// updated_at, version, then one value per indexed field).
     let upsertSQL: String
+
+    /// Reads one document row (arguments: tenant, id). Built once: projections read a row per
+    /// event they cannot find in their batch.
+    let selectSQL: String
 
     /// The name of the index on `field`.
     func indexName(_ field: FieldPath) -> String {

@@ -14,7 +14,7 @@ public struct DocumentTransaction {
         try DocumentLimits.validateTenant(tenant)
         let definition = try store.definition(collection)
         return try run {
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, body, created_at, updated_at, version FROM \(definition.table) WHERE tenant = ? AND id = ?"), arguments: [tenant, id])
+            try Row.fetchOne(db.cachedStatement(sql: definition.selectSQL), arguments: [tenant, id])
                 .map { try document($0, collection: collection) }
         }
     }

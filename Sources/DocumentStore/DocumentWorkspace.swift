@@ -174,6 +174,9 @@ public struct DocumentChanges: Sendable {
 extension DocumentTransaction {
     /// Writes changes a workspace produced: each document row once, then the track points.
     public func write(_ changes: DocumentChanges) throws(DocumentStoreError) {
+        // One statement per collection for the whole write: the statement cache is keyed by
+        // the SQL text, which it would hash and compare for every row.
+        var upserts: [String: Statement] = [:]
         for row in changes.rows {
             let definition = try store.definition(row.collection)
             if let document = row.document {
@@ -183,7 +186,11 @@ extension DocumentTransaction {
                 for field in definition.indexedFields {
                     arguments.append(document.data[path: field]?.databaseValue ?? .null)
                 }
-                try run { try db.cachedStatement(sql: definition.upsertSQL).execute(arguments: StatementArguments(arguments)) }
+                try run {
+                    let statement = try upserts[row.collection] ?? db.cachedStatement(sql: definition.upsertSQL)
+                    upserts[row.collection] = statement
+                    try statement.execute(arguments: StatementArguments(arguments))
+                }
             } else {
                 try run {
                     try db.cachedStatement(sql: "DELETE FROM \(definition.table) WHERE tenant = ? AND id = ?").execute(arguments: [row.tenant, row.id])
