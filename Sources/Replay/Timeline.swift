@@ -212,13 +212,14 @@ public final class TimelineReader: Sendable {
         let key = keys.stream(cursor.stream)
         let start = cursor.after.map { "(" + $0 } ?? "\(from)-0"
         let command = ["XRANGE", key, start, "\(to)-\(UInt64.max)", "COUNT", String(Self.pageSize)]
-        let records = try await pool.withConnection { try $0.rangeEntries(command) }
-        if records.count < Self.pageSize { cursor.done = true }
-        cursor.after = records.last?.id ?? cursor.after
         let (stream, tenant, parse) = (cursor.stream, self.tenant, cursor.parsePayloads)
-        var entries = records.compactMap { record -> TimelineEntry? in
-            guard let fields = record.fields, let event = try? StreamEvent(id: record.id, stream: stream, tenant: tenant, fields: fields) else { return nil }
-            return TimelineEntry(event: event, payload: parse ? (try? JSONValue(jsonText: event.payload)) ?? .null : .null)
+        let page = try await pool.withConnection { connection in
+            try connection.send(command) { try $0.streamEvents(stream: stream, tenant: tenant) }
+        }
+        if page.entries < Self.pageSize { cursor.done = true }
+        cursor.after = page.lastID ?? cursor.after
+        var entries = page.events.map { event in
+            TimelineEntry(event: event, payload: parse ? (try? JSONValue(jsonText: event.payload)) ?? .null : .null)
         }
         entries.reverse()
         return entries

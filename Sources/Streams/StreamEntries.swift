@@ -93,6 +93,52 @@ extension RedisReplyView {
     }
 }
 
+/// A page of an XRANGE reply read straight into events.
+public struct StreamEventPage: Sendable {
+    /// The entries that are valid envelopes, in order.
+    public var events: [StreamEvent] = []
+    /// How many entries the reply held, valid or not, and the last one's id: where the next
+    /// page starts.
+    public var entries = 0
+    public var lastID: String?
+}
+
+extension RedisReplyView {
+    /// Reads an XRANGE-style reply into events without building each entry's field list first
+    /// (a replay reads a million entries this way). Entries that are not valid envelopes are
+    /// skipped but counted.
+    public func streamEvents(stream: String, tenant: String) throws(StreamError) -> StreamEventPage {
+        if let message = errorMessage { throw StreamError(.redis, message) }
+        if isNull { return StreamEventPage() }
+        guard isArray else { throw StreamError(.redis, "expected a list of stream entries, got \(value)") }
+        var page = StreamEventPage()
+        page.events.reserveCapacity(count)
+        for index in 0..<count {
+            let item = self[index]
+            guard item.count == 2, let id = item[0].string else {
+                throw StreamError(.redis, "malformed stream entry \(item.value)")
+            }
+            page.entries += 1
+            page.lastID = id
+            let flat = item[1]
+            guard flat.isArray else { continue }
+            var envelope = StreamEvent.Envelope(tenant: tenant)
+            var field = 0
+            var valid = true
+            while field + 1 < flat.count, valid {
+                do {
+                    try envelope.add(flat[field].string ?? "", flat[field + 1].string ?? "")
+                } catch {
+                    valid = false
+                }
+                field += 2
+            }
+            if valid, let event = try? envelope.event(id: id, stream: stream) { page.events.append(event) }
+        }
+        return page
+    }
+}
+
 extension RedisConnection {
     /// Runs an XRANGE/XREVRANGE-style command and reads its entries in place.
     public func rangeEntries(_ command: [String]) throws -> [StreamRecord] {

@@ -129,15 +129,29 @@ extension StreamEvent {
     /// `event_type` and `payload` are required; a missing `timestamp`, `metadata` or
     /// `schema_version` takes its default, so plain `redis-cli XADD` producers interoperate.
     public init(id: String, stream: String, tenant: String, fields: [(String, String)]) throws(Malformed) {
+        var envelope = Envelope(tenant: tenant)
+        for (name, value) in fields { try envelope.add(name, value) }
+        self = try envelope.event(id: id, stream: stream)
+    }
+
+    /// An entry's fields as they are read, one pair at a time.
+    struct Envelope {
+        let tenant: String
         var eventType: String?
         var payload: String?
         var timestamp = ""
         var metadata = "{}"
-        var entryTenant = tenant
+        var entryTenant: String
         var schemaVersion = StreamEvent.currentSchemaVersion
         var idempotencyKey: String?
         var routing: [(name: String, value: String)] = []
-        for (name, value) in fields {
+
+        init(tenant: String) {
+            self.tenant = tenant
+            self.entryTenant = tenant
+        }
+
+        mutating func add(_ name: String, _ value: String) throws(Malformed) {
             switch name {
             case "event_type": eventType = value
             case "payload": payload = value
@@ -151,15 +165,18 @@ extension StreamEvent {
             default: routing.append((name, value))
             }
         }
-        guard let eventType, !eventType.isEmpty else { throw Malformed(description: "entry has no event_type field") }
-        guard let payload else { throw Malformed(description: "entry has no payload field") }
-        guard entryTenant == tenant else {
-            throw Malformed(description: "entry names tenant '\(entryTenant)' but lives in tenant '\(tenant)'")
+
+        func event(id: String, stream: String) throws(Malformed) -> StreamEvent {
+            guard let eventType, !eventType.isEmpty else { throw Malformed(description: "entry has no event_type field") }
+            guard let payload else { throw Malformed(description: "entry has no payload field") }
+            guard entryTenant == tenant else {
+                throw Malformed(description: "entry names tenant '\(entryTenant)' but lives in tenant '\(tenant)'")
+            }
+            return StreamEvent(
+                id: id, stream: stream, eventType: eventType, payload: payload, timestamp: timestamp, metadata: metadata,
+                tenant: tenant, schemaVersion: schemaVersion, idempotencyKey: idempotencyKey, routing: routing
+            )
         }
-        self.init(
-            id: id, stream: stream, eventType: eventType, payload: payload, timestamp: timestamp, metadata: metadata,
-            tenant: tenant, schemaVersion: schemaVersion, idempotencyKey: idempotencyKey, routing: routing
-        )
     }
 }
 

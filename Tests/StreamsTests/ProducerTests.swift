@@ -35,6 +35,24 @@ final class ProducerTests {
         #expect(metadata == ["source": "dispatch", "note": "line \"1\"\n"])
     }
 
+    @Test func aRangeReadsStraightIntoEventsSkippingEntriesThatAreNotEnvelopes() async throws {
+        let producer = try context.producer("taskAssignments")
+        let first = try await producer.publish(eventType: "task.created", payload: #"{"taskId":"t1"}"#, routing: ["taskId": "t1"])
+        let key = "tenant:{acme}:stream:taskAssignments"
+        let connection = try context.connection()
+        // A foreign producer's plain XADD (defaults apply), one with no event type, one of another tenant.
+        try connection.command("XADD", key, "*", "event_type", "note", "payload", "{}")
+        try connection.command("XADD", key, "*", "payload", "{}")
+        let last = try connection.command("XADD", key, "*", "event_type", "x", "payload", "{}", "tenant", "other").string
+        let page = try connection.send(["XRANGE", key, "-", "+"]) { try $0.streamEvents(stream: "taskAssignments", tenant: "acme") }
+        #expect(page.entries == 4 && page.lastID == last)
+        #expect(page.events.map(\.eventType) == ["task.created", "note"])
+        #expect(page.events[0].id == first && page.events[0].routingValue("taskId") == "t1" && page.events[0].schemaVersion == 1)
+        #expect(page.events[1].timestamp == "" && page.events[1].metadata == "{}" && page.events[1].stream == "taskAssignments")
+        let records = try connection.rangeEntries(["XRANGE", key, "-", "+"])
+        #expect(page.events == records.compactMap { try? StreamEvent(id: $0.id, stream: "taskAssignments", tenant: "acme", fields: $0.fields ?? []) })
+    }
+
     @Test func encodesTypedPayloads() async throws {
         struct Location: Codable, Equatable { let workerId: String; let lat: Double; let lon: Double }
         let producer = try context.producer("locationUpdates")
