@@ -117,9 +117,15 @@ public final class StreamConsumer: Sendable {
         try state.withLock { (state: inout State) throws(StreamError) in
             guard !state.running else { throw StreamError(.consumerNameInUse, "consumer '\(consumer)' is already subscribed") }
             state.running = true
-            state.stopRequested = false
         }
-        defer { state.withLock { $0.running = false } }
+        // A `close()` that came before this task got here still counts (it used to be reset
+        // here, and the subscription then ran on forever); it is used up when this one ends.
+        defer {
+            state.withLock { state in
+                state.running = false
+                state.stopRequested = false
+            }
+        }
 
         try await requireGroup()
         try await takeLease()
@@ -186,7 +192,8 @@ public final class StreamConsumer: Sendable {
         }
     }
 
-    /// Asks a running `subscribe` to return after the batch in hand.
+    /// Asks a running `subscribe` to return after the batch in hand; one that has been started
+    /// but not yet begun returns as soon as it begins.
     public func close() {
         state.withLock { $0.stopRequested = true }
     }

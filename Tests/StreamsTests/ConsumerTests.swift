@@ -92,6 +92,28 @@ final class ConsumerTests {
         try await thirdTask.value
     }
 
+    @Test func aCloseThatComesBeforeTheSubscriptionBeginsIsNotLost() async throws {
+        try await context.prepare("notifications", group: "notifier")
+        let consumer = try context.consumer("notifications", group: "notifier", name: "early")
+        // As on a loaded machine: the close arrives before the task runs `subscribe`.
+        consumer.close()
+        let started = ContinuousClock.now
+        let early = start(consumer) { _ in }
+        // Were the close lost, cancelling is what would end it, after 10 s.
+        let watchdog = Task {
+            try? await Task.sleep(for: .seconds(10))
+            early.cancel()
+        }
+        try await early.value
+        watchdog.cancel()
+        #expect(ContinuousClock.now - started < .seconds(8), "subscribe ran on after close()")
+        // The close is used up: the same consumer subscribes again until the next close.
+        let again = start(consumer) { _ in }
+        try await eventually { try await context.groups().consumers(stream: "notifications", group: "notifier").count == 1 }
+        consumer.close()
+        try await again.value
+    }
+
     @Test func entriesOfAConsumerKilledMidBatchAreReclaimedByAnother() async throws {
         try await context.prepare("taskAssignments", group: "notifier")
         let producer = try context.producer("taskAssignments")
