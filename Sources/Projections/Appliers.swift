@@ -79,9 +79,9 @@ public enum Appliers {
         return .applied
     }
 
-    /// The event's time in milliseconds: the stream id's, which Redis assigned on append.
-    public static func time(of event: StreamEvent) -> Int64 {
-        Int64(streamIDParts(event.id).milliseconds)
+    /// An event's time in milliseconds: its stream id's, which Redis assigned on append.
+    static func time(ofID id: String) -> Int64 {
+        Int64(streamIDParts(id).milliseconds)
     }
 }
 
@@ -99,7 +99,7 @@ private final class Context {
     init(event: Appliers.Event, workspace: DocumentWorkspace) {
         self.event = event
         self.workspace = workspace
-        self.time = Int64(streamIDParts(event.id).milliseconds)
+        self.time = Appliers.time(ofID: event.id)
         self.timeValue = .number(Double(time))
     }
 
@@ -141,13 +141,7 @@ private final class Context {
 
     /// Writes the document read as `document` with `changes` applied, in one statement.
     /// Top-level fields only, so no paths are parsed per event.
-    func update(_ document: Document, _ changes: KeyValuePairs<String, JSONValue>) throws {
-        guard case .object(var fields) = document.data else { throw ApplyFailure("\(document.collection)/\(document.id) is not an object") }
-        for (key, value) in changes { fields[key] = value }
-        write(.set(collection: document.collection, id: document.id, data: .object(fields), ifVersion: document.version))
-    }
-
-    func update(_ document: Document, _ changes: [(String, JSONValue)]) throws {
+    func update<Changes: Sequence>(_ document: Document, _ changes: Changes) throws where Changes.Element == (key: String, value: JSONValue) {
         guard case .object(var fields) = document.data else { throw ApplyFailure("\(document.collection)/\(document.id) is not an object") }
         for (key, value) in changes { fields[key] = value }
         write(.set(collection: document.collection, id: document.id, data: .object(fields), ifVersion: document.version))
@@ -222,7 +216,7 @@ private final class Context {
     func workerUpdated() throws {
         let change = try payload(WorkerUpdated.self)
         let worker = try require("workers", change.workerId)
-        var fields: [(String, JSONValue)] = [("updatedAt", timeValue)]
+        var fields: [(key: String, value: JSONValue)] = [("updatedAt", timeValue)]
         if let name = change.name { fields.append(("name", .string(name))) }
         if let phone = change.phone { fields.append(("phone", .string(phone))) }
         if let team = change.team { fields.append(("team", .string(team))) }
@@ -388,7 +382,7 @@ private final class Context {
         guard let next = current.after(event.eventType) else {
             throw ApplyFailure("tasks/\(transition.taskId) cannot go from \(current.rawValue) via \(event.eventType)")
         }
-        var fields: [(String, JSONValue)] = [("status", .string(next.rawValue)), ("updatedAt", timeValue)]
+        var fields: [(key: String, value: JSONValue)] = [("status", .string(next.rawValue)), ("updatedAt", timeValue)]
         if event.eventType == EventType.taskAssigned {
             guard let assignee = transition.assigneeId, !assignee.isEmpty else { throw ApplyFailure("task.assigned for tasks/\(transition.taskId) names no assigneeId") }
             fields.append(("assigneeId", .string(assignee)))

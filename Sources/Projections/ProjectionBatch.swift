@@ -134,10 +134,3 @@ enum ProjectionBatch {
         return (outcome, entry)
     }
 }
-
-extension Appliers {
-    /// Milliseconds of a stream id.
-    static func time(ofID id: String) -> Int64 {
-        Int64(streamIDParts(id).milliseconds)
-    }
-}

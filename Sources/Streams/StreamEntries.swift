@@ -122,18 +122,16 @@ extension RedisReplyView {
             page.lastID = id
             let flat = item[1]
             guard flat.isArray else { continue }
-            var envelope = StreamEvent.Envelope(tenant: tenant)
-            var field = 0
-            var valid = true
-            while field + 1 < flat.count, valid {
-                do {
+            func event() throws(StreamEvent.Malformed) -> StreamEvent {
+                var envelope = StreamEvent.Envelope(tenant: tenant)
+                var field = 0
+                while field + 1 < flat.count {
                     try envelope.add(flat[field].string ?? "", flat[field + 1].string ?? "")
-                } catch {
-                    valid = false
+                    field += 2
                 }
-                field += 2
+                return try envelope.event(id: id, stream: stream)
             }
-            if valid, let event = try? envelope.event(id: id, stream: stream) { page.events.append(event) }
+            if let event = try? event() { page.events.append(event) }
         }
         return page
     }
