@@ -210,6 +210,15 @@ private final class Context {
         ]
         if let phone = worker.phone { data["phone"] = .string(phone) }
         if let team = worker.team { data["team"] = .string(team) }
+        // Positions come on their own stream, accepted as soon as the registration is written:
+        // its first fixes can be projected before it (a batch applies its streams one after
+        // another), leaving a document with a location and no `createdAt`. The registration
+        // completes that document instead of failing, keeping the fix and its newer `updatedAt`.
+        if let located = try existing("workers", worker.workerId), located.data["createdAt"] == nil {
+            data["updatedAt"] = nil
+            try update(located, data)
+            return
+        }
         try create("workers", worker.workerId, .object(data))
     }
 

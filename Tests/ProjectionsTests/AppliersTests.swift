@@ -125,6 +125,24 @@ struct AppliersTests {
         #expect(outOfRange.failureText == "position 91.0,0.0 of worker w1 is out of range")
     }
 
+    @Test func aRegistrationProjectedAfterTheWorkersFirstFixCompletesItsDocument() async throws {
+        var harness = try ApplierHarness()
+        // The API accepts positions once the registration is written; the projector may apply
+        // the locationUpdates stream before the workers stream.
+        _ = try await harness.apply(EventType.locationReported, LocationReported(workerId: "w1", lat: 52.5, lon: 13.4, recordedAt: "2026-11-22T14:02:00Z"))
+        let registered = try await harness.apply(EventType.workerRegistered, WorkerRegistered(workerId: "w1", name: "Ana", team: "north"))
+        #expect(registered.failureText == nil)
+        let worker = try #require(try await harness.document("workers", "w1"))
+        #expect(worker.data["name"] == "Ana")
+        #expect(worker.data["team"] == "north")
+        #expect(worker.data["active"] == true)
+        #expect(worker.data[path: "location.lat"] == 52.5)
+        #expect(worker.data["createdAt"] != nil)
+        // A second registration of the same worker is still refused.
+        let again = try await harness.apply(EventType.workerRegistered, WorkerRegistered(workerId: "w1", name: "Ana"))
+        #expect(again.failureText == "workers/w1 already exists")
+    }
+
     @Test func messagesAreCreatedEditedAndDeleted() async throws {
         var harness = try ApplierHarness()
         _ = try await harness.apply(EventType.roomCreated, RoomCreated(roomId: "r7", name: "Storm desk", members: ["u1", "u2"]))
