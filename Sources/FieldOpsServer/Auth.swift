@@ -174,8 +174,8 @@ struct BearerAuthentication: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let token: String
-        if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
-            token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        if let header = request.headers[.authorization], let bearer = Self.bearerToken(header) {
+            token = bearer
         } else if Self.isLongLived(request), let query = request.uri.queryParameters.get("auth"), !query.isEmpty {
             token = query
         } else {
@@ -184,6 +184,22 @@ struct BearerAuthentication: RouterMiddleware {
         var context = context
         (context.identity, context.identityExpires) = try await authority.verifyWithExpiry(token)
         return try await next(request, context)
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, blanks
+    /// around the token ignored); nil for another scheme or an empty token.
+    ///
+    /// Works on the UTF-8 bytes: it runs on every request, and Foundation's trimming bridges
+    /// through UTF-16 (5% of a small write's CPU).
+    static func bearerToken(_ header: String) -> String? {
+        let utf8 = header.utf8
+        let scheme = utf8.prefix(7)
+        // ASCII letters compare case-insensitively with their 0x20 bit set.
+        guard scheme.count == 7, scheme.last == UInt8(ascii: " "), zip(scheme, "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return nil }
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        let rest = utf8.dropFirst(7)
+        guard let first = rest.firstIndex(where: { !isBlank($0) }), let last = rest.lastIndex(where: { !isBlank($0) }) else { return nil }
+        return String(Substring(utf8[first...last]))
     }
 
     /// An event stream or a WebSocket upgrade.

@@ -70,6 +70,23 @@ final class AuthTests: Sendable {
         }
     }
 
+    @Test func theBearerSchemeIsCaseInsensitiveAndBlanksAroundTheTokenAreIgnored() async throws {
+        let token = try await dependencies.authority.mint(tenant: "acme", subject: "d1", role: .dispatcher)
+        let app = Application(router: buildRouter(dependencies))
+        try await app.test(.router) { client in
+            for header in ["Bearer \(token)", "bearer \(token)", "BEARER  \(token) ", "Bearer \t\(token)\t"] {
+                try await client.execute(uri: "/v1/me", method: .get, headers: [.authorization: header]) { response in
+                    #expect(response.status == .ok, "\(header)")
+                }
+            }
+            for header in ["Basic \(token)", "Bearer", "Bearer   ", "Bearer\(token)", "Bearerx \(token)"] {
+                try await client.execute(uri: "/v1/me", method: .get, headers: [.authorization: header]) { response in
+                    #expect(response.status == .unauthorized, "\(header)")
+                }
+            }
+        }
+    }
+
     @Test func missingOrGarbledTokensAre401() async throws {
         #expect(try await me(nil) == (.unauthorized, "missing_token"))
         #expect(try await me("not.a.token") == (.unauthorized, "invalid_token"))
