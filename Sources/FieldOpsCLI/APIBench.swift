@@ -30,11 +30,26 @@ struct APIBench: AsyncParsableCommand {
     @Option(help: "Concurrent keep-alive connections.") var connections = 16
     @Option(help: "Positions per batched request.") var batch = 1_000
     @Option(help: "Workers the positions are spread over.") var workers = 64
+    @Option(help: "Phases to run, comma-separated (to profile one): healthz, single, half, batched, redis.")
+    var phases = "healthz,single,half,batched,redis"
+
+    private static let allPhases: Set<String> = ["healthz", "single", "half", "batched", "redis"]
 
     func validate() throws {
         guard duration > 0, (1...512).contains(connections), (1...1_000).contains(batch), workers > 0 else {
             throw ValidationError("--duration and --workers must be positive, --connections 1-512, --batch 1-1000")
         }
+        let unknown = selectedPhases.subtracting(Self.allPhases)
+        guard unknown.isEmpty, !selectedPhases.isEmpty else {
+            throw ValidationError("--phases takes some of \(Self.allPhases.sorted().joined(separator: ", ")); unknown: \(unknown.sorted().joined(separator: ", "))")
+        }
+        if selectedPhases.contains("half"), !selectedPhases.contains("single") {
+            throw ValidationError("the half phase runs at half the rate the single phase measured: add single to --phases")
+        }
+    }
+
+    private var selectedPhases: Set<String> {
+        Set(phases.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
     }
 
     func run() async throws {
@@ -84,50 +99,62 @@ struct APIBench: AsyncParsableCommand {
         setup.close()
         let phase = Duration.seconds(duration)
 
-        let healthz = HTTPLoad.request("GET", "/healthz", host: host)
-        let ceiling = load.run(connections: connections, duration: phase) { _, _ in healthz }
-        report("GET /healthz", ceiling)
+        let run = selectedPhases
+        var figures: [String] = []
+        var ceiling: HTTPLoad.Result?
+        if run.contains("healthz") {
+            let healthz = HTTPLoad.request("GET", "/healthz", host: host)
+            let result = load.run(connections: connections, duration: phase) { _, _ in healthz }
+            report("GET /healthz", result)
+            figures.append("  /healthz ceiling:               \(Int(result.rate)) req/s")
+            ceiling = result
+        }
 
         let single = workerIDs.map { HTTPLoad.request("POST", "/v1/workers/\($0)/locations", host: host, token: token, json: #"{"lat":52.52,"lon":13.405,"accuracy":5,"speed":1.4}"#) }
-        let singles = load.run(connections: connections, duration: phase) { connection, n in single[(connection * 7 + n) % single.count] }
-        report("POST one location", singles)
+        if run.contains("single") {
+            let singles = load.run(connections: connections, duration: phase) { connection, n in single[(connection * 7 + n) % single.count] }
+            report("POST one location", singles)
+            let share = ceiling.map { " = \(Self.percent(singles.rate / $0.rate)) of /healthz (target >= 60%)" } ?? ""
+            figures.append("  single-location writes:         \(Int(singles.rate)) req/s\(share), p50 \(Self.ms(singles.percentile(0.5))), p99 \(Self.ms(singles.percentile(0.99)))")
+            let caughtUp = try await waitForProjection(redis.url)
+            say("  (projection caught up in \(String(format: "%.1f", caughtUp)) s)")
 
-        let caughtUp = try await waitForProjection(redis.url)
-        say("  (projection caught up in \(String(format: "%.1f", caughtUp)) s)")
+            if run.contains("half") {
+                let halfRate = singles.rate / 2
+                let steady = load.run(connections: connections, duration: phase, rate: halfRate) { connection, n in single[(connection * 11 + n) % single.count] }
+                report("POST one location at \(Int(halfRate))/s", steady)
+                _ = try await waitForProjection(redis.url)
+                figures.append("  single write at 50% load:       p50 \(Self.ms(steady.percentile(0.5))), p99 \(Self.ms(steady.percentile(0.99))) at \(Int(steady.rate)) req/s (target p99 <= 5 ms)")
+                figures.append("    counted from when each request was due; the generator itself sent late by p50 \(Self.ms(HTTPLoad.Result.percentile(steady.sendDelays, 0.5))), p99 \(Self.ms(HTTPLoad.Result.percentile(steady.sendDelays, 0.99)))")
+                figures.append("    counted from when each request left: p50 \(Self.ms(HTTPLoad.Result.percentile(steady.responseTimes, 0.5))), p99 \(Self.ms(HTTPLoad.Result.percentile(steady.responseTimes, 0.99)))")
+            }
+        }
 
-        let halfRate = singles.rate / 2
-        let steady = load.run(connections: connections, duration: phase, rate: halfRate) { connection, n in single[(connection * 11 + n) % single.count] }
-        report("POST one location at \(Int(halfRate))/s", steady)
-        _ = try await waitForProjection(redis.url)
+        if run.contains("batched") {
+            let positions = (0..<batch).map { #"{"lat":\#(52 + Double($0) / 10_000),"lon":13.4,"accuracy":5}"# }.joined(separator: ",")
+            let batches = workerIDs.map { HTTPLoad.request("POST", "/v1/workers/\($0)/locations", host: host, token: token, json: #"{"locations":[\#(positions)]}"#) }
+            let batched = load.run(connections: min(connections, 4), duration: phase) { connection, n in batches[(connection * 7 + n) % batches.count] }
+            report("POST \(batch) locations", batched)
+            let drained = try await waitForProjection(redis.url)
+            say("  (projection caught up in \(String(format: "%.1f", drained)) s: \(Int(Double(batched.completed * batch) / (batched.seconds + drained))) locations/s from request to SQLite)")
+            figures.append("  batched ingest:                 \(Int(batched.rate * Double(batch))) locations/s in \(Int(batched.rate)) requests/s (target >= 100000)")
+        }
 
-        let positions = (0..<batch).map { #"{"lat":\#(52 + Double($0) / 10_000),"lon":13.4,"accuracy":5}"# }.joined(separator: ",")
-        let batches = workerIDs.map { HTTPLoad.request("POST", "/v1/workers/\($0)/locations", host: host, token: token, json: #"{"locations":[\#(positions)]}"#) }
-        let batched = load.run(connections: min(connections, 4), duration: phase) { connection, n in batches[(connection * 7 + n) % batches.count] }
-        report("POST \(batch) locations", batched)
-        let drained = try await waitForProjection(redis.url)
-        say("  (projection caught up in \(String(format: "%.1f", drained)) s: \(Int(Double(batched.completed * batch) / (batched.seconds + drained))) locations/s from request to SQLite)")
-
-        var xadd: Double?
-        if let benchmark = RedisBenchmark(configuration: try RedisConfiguration(url: redis.url)) {
-            xadd = try benchmark.run(
-                ["XADD", "tenant:{bench}:stream:reference", "*", "event_type", "location.reported", "payload", #"{"workerId":"w-1","lat":52.52,"lon":13.405}"#, "workerId", "w-1", "lat", "52.52", "lon", "13.405"],
-                requests: 200_000, pipeline: 1, clients: connections
-            )
+        if run.contains("redis") {
+            if let benchmark = RedisBenchmark(configuration: try RedisConfiguration(url: redis.url)) {
+                let xadd = try benchmark.run(
+                    ["XADD", "tenant:{bench}:stream:reference", "*", "event_type", "location.reported", "payload", #"{"workerId":"w-1","lat":52.52,"lon":13.405}"#, "workerId", "w-1", "lat", "52.52", "lon", "13.405"],
+                    requests: 200_000, pipeline: 1, clients: connections
+                )
+                figures.append("  redis-benchmark XADD (same Redis, \(connections) clients): \(Int(xadd)) commands/s")
+            } else {
+                figures.append("  redis-benchmark not found on PATH: install redis-tools for the reference")
+            }
         }
 
         say("")
         say("Figures (measured in this run):")
-        say("  /healthz ceiling:               \(Int(ceiling.rate)) req/s")
-        say("  single-location writes:         \(Int(singles.rate)) req/s = \(Self.percent(singles.rate / ceiling.rate)) of /healthz (target >= 60%), p50 \(Self.ms(singles.percentile(0.5))), p99 \(Self.ms(singles.percentile(0.99)))")
-        say("  batched ingest:                 \(Int(batched.rate * Double(batch))) locations/s in \(Int(batched.rate)) requests/s (target >= 100000)")
-        say("  single write at 50% load:       p50 \(Self.ms(steady.percentile(0.5))), p99 \(Self.ms(steady.percentile(0.99))) at \(Int(steady.rate)) req/s (target p99 <= 5 ms)")
-        say("    counted from when each request was due; the generator itself sent late by p50 \(Self.ms(HTTPLoad.Result.percentile(steady.sendDelays, 0.5))), p99 \(Self.ms(HTTPLoad.Result.percentile(steady.sendDelays, 0.99)))")
-        say("    counted from when each request left: p50 \(Self.ms(HTTPLoad.Result.percentile(steady.responseTimes, 0.5))), p99 \(Self.ms(HTTPLoad.Result.percentile(steady.responseTimes, 0.99)))")
-        if let xadd {
-            say("  redis-benchmark XADD (same Redis, \(connections) clients): \(Int(xadd)) commands/s")
-        } else {
-            say("  redis-benchmark not found on PATH: install redis-tools for the reference")
-        }
+        figures.forEach { say($0) }
         serving.cancel()
         _ = try? await serving.value
     }

@@ -61,6 +61,8 @@ struct HTTPLoad {
             group.enter()
             let thread = Thread { [host, port] in
                 defer { group.leave() }
+                // Named so profiles tell the generator's threads from the server's.
+                Thread.current.name = "fieldops-load"
                 let interval = rate.map { Double(connections) / $0 }
                 results[index].value = Self.loop(host: host, port: port, start: start, end: end, offset: Double(index) / Double(connections), interval: interval) { next(index, $0) }
             }
