@@ -22,11 +22,16 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var error: JSONObject = ["code": .string(code), "message": .string(message)]
-        if let details { error["details"] = details }
-        var response = Response.json(["error": .object(error)], status: status)
+        var response = Response.json(body, status: status)
         response.headers.append(contentsOf: headers)
         return response
+    }
+
+    /// `{"error": {"code", "message", "details"?}}`.
+    var body: JSONValue {
+        var error: JSONObject = ["code": .string(code), "message": .string(message)]
+        if let details { error["details"] = details }
+        return ["error": .object(error)]
     }
 }
 

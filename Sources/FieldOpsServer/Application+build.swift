@@ -3,7 +3,6 @@ import FileStore
 import Foundation
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 import LiveTree
 import Logging
 import Projections
@@ -100,6 +99,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     CollectionController(writes: writes).addRoutes(to: api)
     StreamController(writes: writes).addRoutes(to: api)
     WebhookController(registry: WebhookRegistry(writer: dependencies.writer)).addRoutes(to: api)
+    RealtimeEndpoint.addRoutes(to: api)
     let access = LiveAccess(tree: dependencies.tree)
     let fileRecords = FileRecords(files: dependencies.files, writes: writes, access: access, logger: Logger(label: "fieldops.files"))
     FileController(records: fileRecords).addRoutes(to: api)
@@ -111,32 +111,19 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     return router
 }
 
-/// The router of `/v1/realtime`, the WebSocket endpoint.
-public func buildWebSocketRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRequestContext> {
-    let router = Router(context: FieldOpsRequestContext.self)
-    router.add(middleware: JSONErrorMiddleware())
-    router.add(middleware: BearerAuthentication(authority: dependencies.authority))
-    RealtimeController(
+/// HTTP/1.1 with the upgrade to `/v1/realtime`, whose sockets live in the connection's
+/// pipeline; the server pings them every heartbeat.
+public func buildServer(_ dependencies: ServerDependencies) -> HTTPServerBuilder {
+    let endpoint = RealtimeEndpoint(
+        authority: dependencies.authority,
         services: .init(
             writer: dependencies.writer, tree: dependencies.tree, access: LiveAccess(tree: dependencies.tree), hub: dependencies.hub,
             nodeName: dependencies.configuration.nodeName, logger: Logger(label: "fieldops.realtime")
         ),
         heartbeat: dependencies.configuration.heartbeat,
         queueLimit: HubListener.defaultQueueLimit
-    ).addRoutes(to: router)
-    return router
-}
-
-/// HTTP/1.1 with the upgrade to `/v1/realtime`; the server pings sockets every heartbeat.
-public func buildServer(_ dependencies: ServerDependencies) -> HTTPServerBuilder {
-    .http1WebSocketUpgrade(
-        webSocketRouter: buildWebSocketRouter(dependencies),
-        configuration: .init(ws: .init(
-            // Larger messages travel as several frames; client messages are limited separately.
-            maxFrameSize: RealtimeController.maxInboundBytes,
-            autoPing: .enabled(timePeriod: dependencies.configuration.heartbeat)
-        ))
     )
+    return HTTPServerBuilder { responder in RealtimeServerChannel(responder: responder, endpoint: endpoint) }
 }
 
 /// The whole server: routes plus the services it supervises.

@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
 import JWTKit
 import NIOCore
 import Streams
@@ -140,21 +139,15 @@ public final class TokenAuthority: Sendable {
 }
 
 /// The request context of FieldOps routes: the verified caller, once authenticated.
-public struct FieldOpsRequestContext: RequestContext, WebSocketRequestContext {
+public struct FieldOpsRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var identity: Identity?
     /// When the caller's token expires.
     public var identityExpires: Date?
-    /// Set when the request upgrades to `/v1/realtime`.
-    public let webSocket: WebSocketHandlerReference<Self>
-    /// The connection, so a realtime socket that falls behind can be closed from outside.
-    let channel: any Channel
 
     public init(source: Source) {
         coreContext = .init(source: source)
         identity = nil
-        webSocket = .init()
-        channel = source.channel
     }
 
     /// The caller; routes behind `BearerAuthentication` always have one.

@@ -166,3 +166,28 @@ func loopbackSocket(port: Int) throws -> Int32 {
     }
     return fd
 }
+
+/// Sends `request` on a new connection and returns everything the server sends until it
+/// closes (or 5 s pass); on a thread of its own, as the socket blocks.
+func rawExchange(port: Int, _ request: String) async throws -> String {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result {
+                let fd = try loopbackSocket(port: port)
+                defer { close(fd) }
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                let bytes = Array(request.utf8)
+                guard write(fd, bytes, bytes.count) == bytes.count else { throw POSIXError(.EIO) }
+                var received: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4_096)
+                while true {
+                    let count = read(fd, &buffer, buffer.count)
+                    guard count > 0 else { break }
+                    received += buffer[..<count]
+                }
+                return String(decoding: received, as: UTF8.self)
+            })
+        }.start()
+    }
+}

@@ -35,6 +35,30 @@ final class RealtimeTests: Sendable {
         #expect(room.status == .created, "\(room.object)")
     }
 
+    @Test func refusedUpgradesAreAnsweredWithJSONErrorsAndAPlainGETIsTold() async throws {
+        let token = try await fixture.token(.dispatcher, sub: "d-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            func answer(_ path: String, _ headers: String) async throws -> String {
+                try await rawExchange(port: port, "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(headers)\r\n")
+            }
+            let noToken = try await answer("/v1/realtime", upgrade)
+            #expect(noToken.hasPrefix("HTTP/1.1 401"), "\(noToken)")
+            #expect(noToken.contains(#""code":"missing_token""#))
+            let badToken = try await answer("/v1/realtime?auth=not.a.token", upgrade)
+            #expect(badToken.hasPrefix("HTTP/1.1 401"), "\(badToken)")
+            #expect(badToken.contains(#""code":"invalid_token""#))
+            let otherPath = try await answer("/v1/tasks", upgrade + "Authorization: Bearer \(token)\r\n")
+            #expect(otherPath.hasPrefix("HTTP/1.1 404"), "\(otherPath)")
+            let upgraded = try await answer("/v1/realtime?auth=\(token)", upgrade)
+            #expect(upgraded.hasPrefix("HTTP/1.1 101"), "\(upgraded)")
+            #expect(upgraded.contains(#""type":"welcome""#))
+            let plain = try await api.call(.get, "/v1/realtime", token: token)
+            #expect(plain.status == .badRequest)
+            #expect(plain.errorCode == "websocket_required")
+        }
+    }
+
     @Test func subscribeReceivesEventsWithIDsAndEpoch() async throws {
         let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
         let worker = try await fixture.token(.worker, sub: "w-1")

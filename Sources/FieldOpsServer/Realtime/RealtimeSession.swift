@@ -1,7 +1,6 @@
 import DocumentStore
 import Domain
 import Foundation
-import HummingbirdWebSocket
 import LiveTree
 import Logging
 import NIOCore
@@ -10,7 +9,7 @@ import Streams
 
 /// One `/v1/realtime` socket: its subscriptions, what it has sent of each, and its presence.
 ///
-/// Hub messages and client commands arrive from two tasks; the actor serializes them. While a
+/// Client commands and hub messages arrive from the socket's `RealtimeConnection`. While a
 /// subscription replays missed entries from its stream, live messages for it are held and sent
 /// after the replay, skipping any the replay already covered — no gap, no duplicate at the seam.
 actor RealtimeSession {
@@ -58,7 +57,7 @@ actor RealtimeSession {
     let keys: StreamKeys
     let connectionID: String
     private let expires: Date?
-    private let outbound: WebSocketOutboundWriter
+    private let outbound: SocketWriter
     private let services: Services
     let listener: HubListener
     private var subscriptions: [String: Subscription] = [:]
@@ -71,7 +70,7 @@ actor RealtimeSession {
     /// Messages rendered for every socket, waiting for `flush`.
     private var outbox: [ByteBuffer] = []
 
-    init(caller: Identity, expires: Date?, outbound: WebSocketOutboundWriter, services: Services, listener: HubListener) throws {
+    init(caller: Identity, expires: Date?, outbound: SocketWriter, services: Services, listener: HubListener) throws {
         self.caller = caller
         self.keys = try StreamKeys(tenant: caller.tenant)
         self.expires = expires
@@ -276,8 +275,8 @@ actor RealtimeSession {
             "sentAt": .string(ISOTime.string(milliseconds: Int64(Date().timeIntervalSince1970 * 1_000))),
         ]
         let text = out.jsonText
-        guard text.utf8.count <= RealtimeController.maxEphemeralBytes else {
-            throw APIError(.contentTooLarge, code: "message_too_large", message: "an ephemeral message is at most \(RealtimeController.maxEphemeralBytes) bytes of JSON")
+        guard text.utf8.count <= RealtimeEndpoint.maxEphemeralBytes else {
+            throw APIError(.contentTooLarge, code: "message_too_large", message: "an ephemeral message is at most \(RealtimeEndpoint.maxEphemeralBytes) bytes of JSON")
         }
         let target = channel.ephemeralChannel(keys)
         let receivers = try await services.writer.withConnection { try $0.command("PUBLISH", target, text).int ?? 0 }
@@ -473,7 +472,7 @@ actor RealtimeSession {
     /// Sends `text` after whatever is queued, keeping the order.
     private func sendText(_ text: String) async throws {
         try await flush()
-        try await outbound.write(.text(text))
+        try await outbound.send(text: text)
     }
 
     /// Queues bytes rendered once for every socket; `flush` sends them.
@@ -488,7 +487,7 @@ actor RealtimeSession {
         guard !outbox.isEmpty else { return }
         let queued = outbox
         outbox = []
-        let limit = RealtimeController.maxInboundBytes
+        let limit = RealtimeEndpoint.maxInboundBytes
         var batch = ByteBuffer()
         for item in queued {
             if batch.readableBytes > 0, batch.readableBytes + 1 + item.readableBytes > limit {
@@ -501,13 +500,8 @@ actor RealtimeSession {
         try await write(batch)
     }
 
-    /// One message: a single frame without copying when it fits one, else fragmented.
     private func write(_ bytes: ByteBuffer) async throws {
-        if bytes.readableBytes <= RealtimeController.maxInboundBytes {
-            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: bytes)))
-        } else {
-            try await outbound.write(.text(String(buffer: bytes)))
-        }
+        try await outbound.send(bytes)
     }
 
     /// Whether `userID` is in the room, remembered until the next tick.

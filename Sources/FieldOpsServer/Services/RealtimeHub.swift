@@ -71,14 +71,16 @@ final class RealtimeHub: Sendable {
     /// - Parameters:
     ///   - ticks: receive `.tick` every `tickInterval`.
     ///   - onOverflow: runs (on the hub's thread) when the listener's queue overflows.
+    ///   - onReady: see `HubListener.init`.
     func listener(
-        channels: [String], queueLimit: Int = HubListener.defaultQueueLimit, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil
+        channels: [String], queueLimit: Int = HubListener.defaultQueueLimit, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil,
+        onReady: (@Sendable () -> Void)? = nil
     ) async -> HubListener {
         await subscribe()
-        let listener = HubListener(queueLimit: queueLimit, ticks: ticks) { [weak self] in
+        let listener = HubListener(queueLimit: queueLimit, ticks: ticks, onOverflow: { [weak self] in
             self?.overflows.wrappingAdd(1, ordering: .relaxed)
             onOverflow?()
-        }
+        }, onReady: onReady)
         state.withLock { state in
             state.all[ObjectIdentifier(listener)] = listener
             for channel in channels { state.byChannel[channel, default: [:]][ObjectIdentifier(listener)] = listener }
@@ -141,10 +143,11 @@ final class RealtimeHub: Sendable {
 
 /// One socket's view of the hub: its events in order, with a bounded queue.
 ///
-/// The owner takes everything waiting at once with `next()` (so a busy socket sends several
-/// events per write) and calls `consumed(bytes:)` once it has sent a message on; when more than
-/// `queueLimit` bytes wait, the listener overflows: `next()` ends, `overflowed` is true, and
-/// `onOverflow` runs so the owner's socket is closed even if a write to it is stuck.
+/// The owner takes everything waiting at once (so a busy socket sends several events per
+/// write), either waiting in `next()` or, told by `onReady`, with `take()`; it calls
+/// `consumed(bytes:)` once it has sent a message on. When more than `queueLimit` bytes wait,
+/// the listener overflows: it ends, `overflowed` is true, and `onOverflow` runs so the owner's
+/// socket is closed even if a write to it is stuck.
 final class HubListener: Sendable {
     static let defaultQueueLimit = 1 << 20
 
@@ -161,11 +164,25 @@ final class HubListener: Sendable {
     /// Receives the hub's heartbeat ticks.
     let ticks: Bool
     private let overflowAction: (@Sendable () -> Void)?
+    private let readyAction: (@Sendable () -> Void)?
 
-    init(queueLimit: Int, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil) {
+    /// - Parameter onReady: for an owner that keeps no task waiting in `next()`: runs (on the
+    ///   hub's thread) when an event arrives or the listener ends; the owner then calls `take()`.
+    init(queueLimit: Int, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil, onReady: (@Sendable () -> Void)? = nil) {
         self.queueLimit = queueLimit
         self.ticks = ticks
         self.overflowAction = onOverflow
+        self.readyAction = onReady
+    }
+
+    /// Every event waiting, in order (perhaps none); nil once the listener has ended and
+    /// nothing is left.
+    func take() -> [HubEvent]? {
+        state.withLock { state in
+            if state.pending.isEmpty { return state.finished ? nil : [] }
+            defer { state.pending = [] }
+            return state.pending
+        }
     }
 
     var overflowed: Bool { overflow.load(ordering: .acquiring) }
@@ -215,25 +232,26 @@ final class HubListener: Sendable {
 
     /// Ends the listener: `next()` returns what is left, then `nil`.
     func finish() {
-        let waiter = state.withLock { state -> CheckedContinuation<[HubEvent]?, Never>? in
-            state.finished = true
-            defer { state.waiter = nil }
-            return state.waiter
+        let (waiter, first) = state.withLock { state -> (CheckedContinuation<[HubEvent]?, Never>?, Bool) in
+            defer { state.finished = true; state.waiter = nil }
+            return (state.waiter, !state.finished)
         }
         waiter?.resume(returning: nil)
+        if first { readyAction?() }
     }
 
     private func enqueue(_ event: HubEvent) {
-        let waiter = state.withLock { state -> CheckedContinuation<[HubEvent]?, Never>? in
-            guard !state.finished else { return nil }
+        let (waiter, queued) = state.withLock { state -> (CheckedContinuation<[HubEvent]?, Never>?, Bool) in
+            guard !state.finished else { return (nil, false) }
             if let waiter = state.waiter {
                 state.waiter = nil
-                return waiter
+                return (waiter, false)
             }
             state.pending.append(event)
-            return nil
+            return (nil, true)
         }
         waiter?.resume(returning: [event])
+        if queued { readyAction?() }
     }
 }
 

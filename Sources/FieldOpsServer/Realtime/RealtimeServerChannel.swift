@@ -1,0 +1,133 @@
+import DocumentStore
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+import Synchronization
+
+/// HTTP/1.1, where `GET /v1/realtime` with a valid token upgrades to a WebSocket that lives in
+/// the connection's channel pipeline (`RealtimeSocketHandler`) instead of in a task.
+///
+/// A task waiting on a socket keeps its whole async call stack allocated; with Hummingbird's
+/// WebSocket support every connected client held several (about 40 kB in all). Here an idle
+/// socket holds none: short tasks run only while it has work (`RealtimeConnection`).
+///
+/// A refused upgrade (another path, a missing or bad token) is answered with the JSON error
+/// and the connection closed; a request without an upgrade goes on to the router.
+struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
+    enum UpgradeResult: Sendable {
+        /// The socket runs in the pipeline from now on.
+        case webSocket
+        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, APIError)
+    }
+
+    struct Value: ServerChildChannelValue {
+        let upgradeResult: EventLoopFuture<UpgradeResult>
+        let channel: any Channel
+    }
+
+    let responder: Responder
+    let http1: HTTP1Channel.Configuration
+    let endpoint: RealtimeEndpoint
+
+    init(responder: @escaping Responder, http1: HTTP1Channel.Configuration = .init(), endpoint: RealtimeEndpoint) {
+        self.responder = responder
+        self.http1 = http1
+        self.endpoint = endpoint
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            // The upgrade check's answer, for the pipeline set-up or the refusal.
+            let check = UpgradeCheck()
+            let endpoint = self.endpoint
+            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                maxFrameSize: RealtimeEndpoint.maxInboundBytes,
+                shouldUpgrade: { channel, head in
+                    let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
+                    promise.completeWithTask {
+                        let result = await endpoint.authenticate(head)
+                        check.result.withLock { $0 = result }
+                        return (try? result.get()) == nil ? nil : HTTPHeaders()
+                    }
+                    return promise.futureResult
+                },
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let verified = try? check.result.withLock({ $0 })?.get() else { throw ChannelError.inappropriateOperationForState }
+                        try endpoint.start(on: channel, caller: verified)
+                        return .webSocket
+                    }
+                }
+            )
+            let upgrades = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandlers(self.http1.additionalChannelHandlers())
+                        try channel.pipeline.syncOperations.addHandler(
+                            HTTPConnectionStateHandler(idleTimeout: self.http1.idleTimeout.map { .init($0) }, logger: logger)
+                        )
+                        let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)
+                        )
+                        if case .failure(let error) = check.result.withLock({ $0 }) { return .refused(http, error) }
+                        return .http(http)
+                    }
+                }
+            )
+            var configuration = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgrades)
+            // As Hummingbird's own HTTP/1 channel: it pipelines, handles errors and validates
+            // headers itself.
+            configuration.enablePipelining = false
+            configuration.enableErrorHandling = false
+            configuration.enableResponseHeaderValidation = false
+            configuration.decoderConfiguration.maxHeaderFieldSize = http1.httpDecoder.maxHeaderFieldSize
+            configuration.decoderConfiguration.maxHeaderListSize = http1.httpDecoder.maxHeaderListSize
+            configuration.decoderConfiguration.maxHeaderFieldCount = http1.httpDecoder.maxHeaderFieldCount
+            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            return Value(upgradeResult: result, channel: channel)
+        }
+    }
+
+    private final class UpgradeCheck: Sendable {
+        let result = Mutex<Result<RealtimeEndpoint.Caller, APIError>?>(nil)
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.upgradeResult.get() {
+            case .http(let http):
+                await handleHTTP(asyncChannel: http, logger: logger)
+            case .refused(let http, let error):
+                await refuse(http, error)
+            case .webSocket:
+                // Nothing to wait for: the pipeline serves the socket until it closes.
+                break
+            }
+        } catch {
+            // A malformed upgrade (no Sec-WebSocket-Key, another version): nothing more is read.
+            logger.debug("connection ended before its first request was handled", metadata: ["error": "\(error)"])
+            try? await value.channel.close()
+        }
+    }
+
+    /// Answers a refused upgrade with its JSON error and closes: after an upgrade request the
+    /// connection reads no further requests.
+    private func refuse(_ http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, _ error: APIError) async {
+        let body = ByteBuffer(string: error.body.jsonText)
+        let head = HTTPResponse(status: error.status, headerFields: [
+            .contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes), .connection: "close",
+        ])
+        try? await http.executeThenClose { _, outbound in
+            try await outbound.write(contentsOf: [.head(head), .body(body), .end(nil)])
+        }
+    }
+}
