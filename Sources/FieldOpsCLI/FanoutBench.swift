@@ -2,7 +2,7 @@ import ArgumentParser
 import FieldOpsServer
 import Foundation
 import HTTPTypes
-import HummingbirdWSClient
+import NIOCore
 import Logging
 import Redis
 import Synchronization
@@ -69,9 +69,9 @@ struct FanoutBench: AsyncParsableCommand {
 
         let receipts = Receipts()
         say("Opening \(subscribers) subscribers…")
-        var sockets: [Subscriber] = []
+        var sockets: [any Channel] = []
         for _ in 0..<subscribers {
-            sockets.append(Subscriber(port: server.port, token: token, channel: "room:bench", receipts: receipts))
+            sockets.append(try await FanoutSubscribers.connect(port: server.port, token: token, channel: "room:bench", receipts: receipts).get())
         }
         try await waitFor("all subscriptions acknowledged", timeout: .seconds(120)) { receipts.acknowledged >= subscribers }
         let withSubscribers = server.residentMegabytes()
@@ -79,7 +79,7 @@ struct FanoutBench: AsyncParsableCommand {
         var table = Table("PHASE", "PUBLISHED/S", "DELIVERIES/S", "P50", "P99", "MAX", "LOST")
         let latencyRate = max(1, latencyLoad / subscribers)
         for rate in [latencyRate] + parsedRates {
-            let result = try await phase(rate: rate, publisher: publisher, host: host, token: token, receipts: receipts)
+            let result = try await phase(rate: rate, port: server.port, host: host, token: token, receipts: receipts)
             let name = rate == latencyRate ? "≈\(latencyLoad) deliveries/s" : "\(rate) msg/s"
             table.append(
                 name, String(format: "%.0f", result.publishRate), String(format: "%.0f", result.deliveryRate),
@@ -91,9 +91,9 @@ struct FanoutBench: AsyncParsableCommand {
 
         say("\nOpening \(idle) idle sockets…")
         let idleReceipts = Receipts()
-        var idleSockets: [Subscriber] = []
+        var idleSockets: [any Channel] = []
         for index in 0..<idle {
-            idleSockets.append(Subscriber(port: server.port, token: token, channel: nil, receipts: idleReceipts))
+            idleSockets.append(try await FanoutSubscribers.connect(port: server.port, token: token, channel: nil, receipts: idleReceipts).get())
             if index % 500 == 499 { try await waitFor("idle sockets connected", timeout: .seconds(120)) { idleReceipts.welcomed >= index + 1 - 50 } }
         }
         try await waitFor("idle sockets connected", timeout: .seconds(120)) { idleReceipts.welcomed >= idle }
@@ -112,7 +112,7 @@ struct FanoutBench: AsyncParsableCommand {
             before the POST /v1/rooms/bench/messages to a subscriber's receipt of the event; LOST counts
             deliveries still missing 5 s after the phase.
             """)
-        (sockets + idleSockets).forEach { $0.close() }
+        (sockets + idleSockets).forEach { $0.close(promise: nil) }
     }
 
     struct PhaseResult {
@@ -124,35 +124,39 @@ struct FanoutBench: AsyncParsableCommand {
         var lost: Int
     }
 
-    /// Posts `rate` messages per second for the phase's duration, then waits for the deliveries.
-    private func phase(rate: Int, publisher: HTTPLoad.Connection, host: String, token: String, receipts: Receipts) async throws -> PhaseResult {
+    /// Posts `rate` messages per second for the phase's duration, open loop from a few
+    /// connections (so a slow answer does not lower the rate), then waits for the deliveries.
+    private func phase(rate: Int, port: Int, host: String, token: String, receipts: Receipts) async throws -> PhaseResult {
         receipts.reset()
         let clock = ContinuousClock()
         let start = clock.now
-        let interval = Duration.seconds(1) / rate
-        var sent = 0
-        let total = rate * duration
-        while sent < total {
-            let due = start + interval * sent
-            if due > clock.now { try await Task.sleep(until: due, clock: clock) }
-            let stamp = DispatchTime.now().uptimeNanoseconds
-            let status = try publisher.exchange(HTTPLoad.request("POST", "/v1/rooms/bench/messages", host: host, token: token, json: #"{"text":"t=\#(stamp)"}"#))
-            guard status == 201 else { throw CommandFailure("posting a message answered \(status)") }
-            sent += 1
+        let load = HTTPLoad(host: "127.0.0.1", port: port)
+        let seconds = duration
+        // HTTPLoad blocks its caller: a thread of its own, not one of the cooperative pool's.
+        let published = await withCheckedContinuation { (continuation: CheckedContinuation<HTTPLoad.Result, Never>) in
+            Thread {
+                continuation.resume(returning: load.run(connections: Self.publishers, duration: .seconds(seconds), rate: Double(rate)) { _, _ in
+                    HTTPLoad.request("POST", "/v1/rooms/bench/messages", host: host, token: token, json: #"{"text":"t=\#(DispatchTime.now().uptimeNanoseconds)"}"#)
+                })
+            }.start()
         }
+        guard published.failed == 0 else { throw CommandFailure("posting messages failed: \(published.firstFailure ?? "?")") }
         let publishing = (clock.now - start).secondsValue
-        let expected = total * subscribers
+        let expected = published.completed * subscribers
         let deadline = clock.now + .seconds(5)
         while receipts.received < expected, clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         let (count, latencies, last) = receipts.snapshot()
         let span = max(publishing, (last - start).secondsValue)
         return PhaseResult(
-            publishRate: Double(total) / publishing,
+            publishRate: Double(published.completed) / published.seconds,
             deliveryRate: Double(count) / span,
             p50: HTTPLoad.Result.percentile(latencies, 0.5), p99: HTTPLoad.Result.percentile(latencies, 0.99), max: latencies.max() ?? 0,
             lost: expected - count
         )
     }
+
+    /// Connections posting the messages.
+    static let publishers = 4
 
     private func waitFor(_ what: String, timeout: Duration, _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
@@ -166,7 +170,7 @@ struct FanoutBench: AsyncParsableCommand {
 }
 
 /// What the subscribers saw: acknowledgements and each delivery's latency in milliseconds.
-private final class Receipts: Sendable {
+final class Receipts: Sendable {
     private struct State {
         var acknowledged = 0
         var welcomed = 0
@@ -180,14 +184,18 @@ private final class Receipts: Sendable {
     var welcomed: Int { state.withLock { $0.welcomed } }
     var received: Int { state.withLock { $0.latencies.count } }
 
-    func welcome() { state.withLock { $0.welcomed += 1 } }
-    func acknowledge() { state.withLock { $0.acknowledged += 1 } }
 
-    func deliver(sentAt: UInt64) {
+    /// What one read of one subscriber brought: events (their send times), a welcome, an
+    /// acknowledged subscription.
+    func note(sentAt: [UInt64], welcomed: Bool, acknowledged: Bool) {
+        guard !sentAt.isEmpty || welcomed || acknowledged else { return }
         let now = DispatchTime.now().uptimeNanoseconds
         let instant = ContinuousClock.now
         state.withLock { state in
-            state.latencies.append(Double(now &- sentAt) / 1_000_000)
+            if welcomed { state.welcomed += 1 }
+            if acknowledged { state.acknowledged += 1 }
+            guard !sentAt.isEmpty else { return }
+            for sent in sentAt { state.latencies.append(Double(now &- sent) / 1_000_000) }
             state.last = instant
         }
     }
@@ -200,73 +208,6 @@ private final class Receipts: Sendable {
 
     func snapshot() -> (Int, [Double], ContinuousClock.Instant) {
         state.withLock { ($0.latencies.count, $0.latencies, $0.last) }
-    }
-}
-
-/// One WebSocket client: subscribes to `channel` (or stays idle) and notes each event's latency.
-private final class Subscriber: Sendable {
-    private let task: Task<Void, Never>
-    private let stop: AsyncStream<Void>.Continuation
-
-    init(port: Int, token: String, channel: String?, receipts: Receipts) {
-        let (stopped, stop) = AsyncStream<Void>.makeStream()
-        self.stop = stop
-        task = Task {
-            var headers = HTTPFields()
-            headers[.authorization] = "Bearer \(token)"
-            _ = try? await WebSocketClient.connect(
-                url: "ws://127.0.0.1:\(port)/v1/realtime", configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers),
-                logger: Logger(label: "fieldops.bench.fanout")
-            ) { inbound, outbound, _ in
-                if let channel { try await outbound.write(.text(#"{"type":"subscribe","channel":"\#(channel)"}"#)) }
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for await _ in stopped {}
-                        try await outbound.close(.normalClosure, reason: nil)
-                    }
-                    group.addTask {
-                        for try await message in inbound.messages(maxSize: 1 << 20) {
-                            guard case .text(let text) = message else { continue }
-                            Subscriber.note(text, receipts)
-                        }
-                    }
-                    try await group.next()
-                    group.cancelAll()
-                }
-            }
-        }
-    }
-
-    /// Reads the send times from `"text":"t=NANOSECONDS"` without parsing the message (which
-    /// may hold several events, one per line).
-    static func note(_ text: String, _ receipts: Receipts) {
-        let utf8 = text.utf8
-        var found = false
-        var search = text.startIndex
-        while let range = text.range(of: #""text":"t="#, range: search..<text.endIndex) {
-            var value: UInt64 = 0
-            var end = range.upperBound
-            for byte in utf8[range.upperBound...] {
-                guard byte >= 0x30, byte <= 0x39 else { break }
-                value = value * 10 + UInt64(byte - 0x30)
-                end = utf8.index(after: end)
-            }
-            if value > 0 {
-                receipts.deliver(sentAt: value)
-                found = true
-            }
-            search = end
-        }
-        if found { return }
-        if text.contains(#""type":"subscribed""#) {
-            receipts.acknowledge()
-        } else if text.contains(#""type":"welcome""#) {
-            receipts.welcome()
-        }
-    }
-
-    func close() {
-        stop.finish()
     }
 }
 

@@ -160,8 +160,10 @@ final class RealtimeConnection: Sendable {
     }
 }
 
-/// Sends a socket's messages; each send returns once written to the connection, so a client
-/// that stops reading holds its sender back (and its hub queue then overflows).
+/// Sends a socket's messages. A send returns at once while the connection takes writes (NIO's
+/// write buffer below its high-water mark); past it, it returns only once its message is
+/// written, so a client that stops reading holds its sender back (and its hub queue then
+/// overflows) instead of growing the buffer.
 struct SocketWriter: Sendable {
     let channel: any Channel
 
@@ -179,6 +181,12 @@ struct SocketWriter: Sendable {
             channel.write(WebSocketFrame(fin: false, opcode: opcode, data: part), promise: nil)
             opcode = .continuation
         }
-        try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: opcode, data: rest)).get()
+        let last = WebSocketFrame(fin: true, opcode: opcode, data: rest)
+        if channel.isWritable {
+            // A failed write closes the channel, which finishes the session.
+            channel.writeAndFlush(last, promise: nil)
+        } else {
+            try await channel.writeAndFlush(last).get()
+        }
     }
 }
