@@ -487,6 +487,11 @@ actor RealtimeSession {
         guard !outbox.isEmpty else { return }
         let queued = outbox
         outbox = []
+        if queued.count == 1 {
+            // The usual case: the bytes rendered for every socket go out as they are.
+            try await write(queued[0])
+            return
+        }
         let limit = RealtimeEndpoint.maxInboundBytes
         var batch = ByteBuffer()
         for item in queued {

@@ -5,14 +5,13 @@ import NIOWebSocket
 /// messages (at most `RealtimeEndpoint.maxInboundBytes`), answers pings, pings the client
 /// every heartbeat and closes the socket when a ping goes unanswered until the next one, and
 /// runs the close handshake. Messages and the end of the socket go to its `RealtimeConnection`.
-final class RealtimeSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class RealtimeSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
-    typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
-    /// Asks the handler to close the socket with `code` (a user outbound event, so it can come
-    /// from any thread): a close frame, then the connection once the client answers or within
-    /// `closeTimeout`.
+    /// Asks the handler to close the socket with `code` (a user inbound event, so it can come
+    /// from any thread, and the handler stays off the path of every outbound write): a close
+    /// frame, then the connection once the client answers or within `closeTimeout`.
     struct CloseRequest: Sendable {
         let code: WebSocketErrorCode
         let reason: String
@@ -36,7 +35,7 @@ final class RealtimeSocketHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// Asks the socket of `channel` to close with `code`.
     static func close(_ channel: any Channel, _ code: WebSocketErrorCode, reason: String) {
-        channel.triggerUserOutboundEvent(CloseRequest(code: code, reason: reason), promise: nil)
+        channel.pipeline.fireUserInboundEventTriggered(CloseRequest(code: code, reason: reason))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -91,15 +90,11 @@ final class RealtimeSocketHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let request = event as? CloseRequest else {
-            return context.triggerUserOutboundEvent(event, promise: promise)
-        }
-        sendClose(context, request.code, reason: request.reason)
-        promise?.succeed()
-    }
-
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let request = event as? CloseRequest {
+            sendClose(context, request.code, reason: request.reason)
+            return
+        }
         // The server is shutting down.
         if event is ChannelShouldQuiesceEvent {
             sendClose(context, RealtimeSession.CloseCode.goingAway, reason: "the server is shutting down: reconnect and resume")
