@@ -75,9 +75,12 @@ struct APIBench: AsyncParsableCommand {
         // Port 0: the kernel picks a free one, which the server reports once it listens.
         let listening = AsyncStream.makeStream(of: Int.self)
         let app = buildApplication(dependencies, services: [ProjectorService(projector: projector)], logger: logger, onListening: { listening.continuation.yield($0) })
+        // Stopped the way SIGTERM stops `fieldops serve` (cancelling it instead makes
+        // Hummingbird log errors on the way out).
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let serving = Task {
             defer { listening.continuation.finish() }
-            try await app.runService()
+            try await group.run()
         }
         defer { serving.cancel() }
         var ports = listening.stream.makeAsyncIterator()
@@ -155,7 +158,7 @@ struct APIBench: AsyncParsableCommand {
         say("")
         say("Figures (measured in this run):")
         figures.forEach { say($0) }
-        serving.cancel()
+        await group.triggerGracefulShutdown()
         _ = try? await serving.value
     }
 
