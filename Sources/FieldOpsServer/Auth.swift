@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import JWTKit
 import NIOCore
 import Streams
@@ -166,17 +167,20 @@ struct BearerAuthentication: RouterMiddleware {
     let authority: TokenAuthority
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let token: String
-        if let header = request.headers[.authorization], let bearer = Self.bearerToken(header) {
-            token = bearer
-        } else if Self.isLongLived(request), let query = request.uri.queryParameters.get("auth"), !query.isEmpty {
-            token = query
-        } else {
+        guard let token = Self.token(authorization: request.headers[.authorization], query: Self.isLongLived(request) ? request.uri : nil) else {
             throw APIError(.unauthorized, code: "missing_token", message: "send Authorization: Bearer <token>; mint one with `fieldops token create`")
         }
         var context = context
         (context.identity, context.identityExpires) = try await authority.verifyWithExpiry(token)
         return try await next(request, context)
+    }
+
+    /// The token a request carries: its `Authorization: Bearer` header's, else the `?auth=`
+    /// parameter of `query` (given only for requests that may carry it there).
+    static func token(authorization: String?, query: URI?) -> String? {
+        if let authorization, let bearer = bearerToken(authorization) { return bearer }
+        guard let value = query?.queryParameters.get("auth"), !value.isEmpty else { return nil }
+        return value
     }
 
     /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, blanks

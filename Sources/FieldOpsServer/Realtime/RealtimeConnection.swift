@@ -138,7 +138,8 @@ final class RealtimeConnection: Sendable {
     }
 
     private func deliverHubEvents() async {
-        guard let (session, listener) = state.withLock({ state in state.session.flatMap { session in state.listener.map { (session, $0) } } }) else { return }
+        let (session, listener) = state.withLock { ($0.session, $0.listener) }
+        guard let session, let listener else { return }
         guard let events = listener.take() else {
             // Cut off for falling behind (already closing), or the node is shutting down.
             if !listener.overflowed {

@@ -42,12 +42,7 @@ struct RealtimeEndpoint: Sendable {
         guard uri.path == Self.path else {
             return .failure(APIError(.notFound, code: "not_found", message: "only \(Self.path) upgrades to a WebSocket"))
         }
-        let token: String
-        if let header = head.headers.first(name: "authorization"), let bearer = BearerAuthentication.bearerToken(header) {
-            token = bearer
-        } else if let query = uri.queryParameters.get("auth"), !query.isEmpty {
-            token = query
-        } else {
+        guard let token = BearerAuthentication.token(authorization: head.headers.first(name: "authorization"), query: uri) else {
             return .failure(APIError(.unauthorized, code: "missing_token", message: "send Authorization: Bearer <token> or ?auth=<token>"))
         }
         do {
