@@ -479,7 +479,7 @@ private final class Context {
     }
 
     static func format(_ number: Double) -> String {
-        number.rounded() == number ? String(Int(number)) : String(number)
+        number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
     }
 
     static func describe(_ error: any Error) -> String {

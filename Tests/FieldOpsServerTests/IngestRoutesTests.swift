@@ -70,6 +70,10 @@ final class IngestRoutesTests: Sendable {
             #expect(bad.status == .badRequest)
             let noPosition = try await api.call(.post, "/v1/ingest/osmand?id=860123", token: nil)
             #expect(noPosition.status == .badRequest)
+            // A timestamp no Int64 of milliseconds holds is a 400, not a trap that takes the server down.
+            let farFuture = try await api.call(.post, "/v1/ingest/osmand?id=860123&lat=1&lon=1&timestamp=999999999999999999999999999999", token: nil)
+            #expect(farFuture.status == .badRequest)
+            #expect(farFuture.errorMessage.hasPrefix("recordedAt:"))
 
             #expect(try await api.call(.delete, "/v1/devices/860123", token: dispatcher).status == .ok)
             #expect(try await api.call(.post, "/v1/ingest/osmand?id=860123&lat=1&lon=1", token: nil).errorCode == "device_deactivated")

@@ -67,6 +67,14 @@ final class LocationRoutesTests: Sendable {
             let future = try await api.call(.post, "/v1/workers/w-1/locations", token: dispatcher, json: ["lat": 1, "lon": 1, "recordedAt": "2099-01-01T00:00:00Z"])
             #expect(future.status == .badRequest)
             #expect(future.errorMessage.contains("future"))
+            for huge in ["1e300", "999999999999999999999999999999", "-5"] {
+                let time = try await api.call(.post, "/v1/workers/w-1/locations", token: dispatcher, json: ["lat": 1, "lon": 1, "recordedAt": huge])
+                #expect(time.status == .badRequest)
+                #expect(time.errorMessage.hasPrefix("recordedAt:"))
+                let track = try await api.call(.get, "/v1/workers/w-1/track?from=\(huge)", token: dispatcher)
+                #expect(track.status == .badRequest)
+                #expect(track.errorMessage.hasPrefix("from:"))
+            }
             let heading = try await api.call(.post, "/v1/workers/w-1/locations", token: dispatcher, json: ["lat": 1, "lon": 1, "heading": 400])
             #expect(heading.errorMessage.hasPrefix("heading:"))
             let tooMany = try await api.call(.post, "/v1/workers/w-1/locations", token: dispatcher, json: ["locations": Array(repeating: ["lat": 1, "lon": 1], count: 1_001)])

@@ -47,14 +47,22 @@ extension FieldOpsRequestContext {
 /// Times as the API accepts them.
 enum APITime {
     /// Milliseconds since 1970 from ISO 8601 (`2026-11-22T14:02:00Z`, fractions and offsets
-    /// allowed) or a number of epoch seconds (up to 11 digits) or milliseconds.
+    /// allowed) or a number of epoch seconds (up to 11 digits) or milliseconds, up to the end
+    /// of the year 9999 as ISO 8601 can write it.
     static func milliseconds(_ text: String) -> Int64? {
-        if let number = Double(text), number.isFinite, number >= 0 {
+        if let number = Double(text) {
+            guard number.isFinite, number >= 0 else { return nil }
             // Epoch seconds stay below 1e11 until the year 5138; milliseconds are above it since 1973.
-            return number < 100_000_000_000 ? Int64((number * 1000).rounded()) : Int64(number.rounded())
+            let milliseconds = number < 100_000_000_000 ? number * 1000 : number
+            // Checked before converting: a larger Double does not fit an Int64 and would trap.
+            guard milliseconds < Double(latest) else { return nil }
+            return Int64(milliseconds.rounded())
         }
         return ISOTime.milliseconds(text)
     }
+
+    /// 10000-01-01T00:00:00Z.
+    static let latest: Int64 = 253_402_300_800_000
 
     /// ISO 8601 with milliseconds, UTC.
     static func iso(_ milliseconds: Int64) -> String {
