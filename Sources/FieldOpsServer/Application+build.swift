@@ -67,6 +67,8 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     let router = Router(context: FieldOpsRequestContext.self)
     router.add(middleware: MetricsMiddleware(metrics: dependencies.metrics))
     router.add(middleware: JSONErrorMiddleware())
+    let routes = RouteTable()
+    router.add(middleware: UnroutedRequestMiddleware(routes: routes))
     router.get("healthz") { _, _ -> Health in
         Health(status: "ok")
     }
@@ -86,6 +88,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
     let api = router.group("v1")
         .add(middleware: BearerAuthentication(authority: dependencies.authority))
         .add(middleware: RateLimitMiddleware(limiter: dependencies.rateLimiter))
+        .add(middleware: WaitParameterMiddleware())
     // Who the token says the caller is: the tenant every other route is scoped to.
     api.get("me") { _, context -> Response in
         try jsonResponse(try context.requireIdentity())
@@ -108,6 +111,7 @@ public func buildRouter(_ dependencies: ServerDependencies) -> Router<FieldOpsRe
         tree: dependencies.tree, access: access,
         events: LiveEventStream(tree: dependencies.tree, access: access, hub: dependencies.hub, keepAlive: dependencies.configuration.keepAlive)
     ).addRoutes(to: api)
+    routes.load(router.routes)
     return router
 }
 

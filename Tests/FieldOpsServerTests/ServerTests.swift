@@ -84,7 +84,25 @@ final class ServerTests: Sendable {
                 #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
                 let error = try #require(try Self.json(response.body)["error"] as? [String: String])
                 #expect(error["code"] == "not_found")
-                #expect(error["message"]?.isEmpty == false)
+                #expect(error["message"]?.contains("GET /v1/nothing-here") == true)
+            }
+            // A routed path asked with another method: 405 with the methods it takes.
+            for (method, uri, allow) in [
+                (HTTPRequest.Method.trace, "/healthz", "GET, HEAD"),
+                (.delete, "/v1/tasks", "GET, HEAD, POST"),
+                (.put, "/v1/tasks/t-1/assign", "POST"),
+                (.trace, "/v1/live/a/b/c", "DELETE, GET, HEAD, PATCH, POST, PUT"),
+            ] {
+                try await client.execute(uri: uri, method: method) { response in
+                    #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
+                    #expect(response.headers[.allow] == allow, "\(method) \(uri)")
+                    let error = try #require(try Self.json(response.body)["error"] as? [String: Any])
+                    #expect(error["code"] as? String == "method_not_allowed")
+                }
+            }
+            // One segment too many is a wrong path, not a wrong method.
+            try await client.execute(uri: "/v1/tasks/t-1/assign/now", method: .post) { response in
+                #expect(response.status == .notFound)
             }
         }
     }

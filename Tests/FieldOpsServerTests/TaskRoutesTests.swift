@@ -131,6 +131,13 @@ final class TaskRoutesTests: Sendable {
             let sneaky = try await api.call(.post, "/v1/tasks?wait=true", token: dispatcher, json: ["taskId": "t9", "title": "x", "tenant": "globex", "status": "completed", "createdAt": 1])
             #expect(sneaky.resource("task")["status"] as? String == "open")
             #expect(try await self.fixture.dependencies.store.get(tenant: "globex", collection: "tasks", id: "t9") == nil)
+            // A mistyped `wait` is refused before anything is written, not read as false.
+            let typo = try await api.call(.post, "/v1/tasks?wait=ture", token: dispatcher, json: ["taskId": "t10", "title": "x"])
+            #expect(typo.status == .badRequest)
+            #expect(typo.errorMessage == "wait: 'ture' is not true or false")
+            // (A second create of an existing task is a 409: this one finds none.)
+            #expect(try await api.call(.post, "/v1/tasks?wait=true", token: dispatcher, json: ["taskId": "t10", "title": "x"]).status == .created)
+            #expect(try await api.call(.post, "/v1/tasks", token: dispatcher, json: ["taskId": "t10", "title": "x"]).status == .conflict)
         }
     }
 

@@ -42,7 +42,7 @@ struct CollectionController {
         let page = try await writes.query(tenant: caller.tenant, query)
         reply["documents"] = .array(page.documents.map { Self.render($0) })
         reply["nextCursor"] = page.nextCursor.map { .string($0.token) } ?? .null
-        if request.flag("count") {
+        if try request.flag("count") {
             var counting = query
             counting.limit = nil
             counting.cursor = nil

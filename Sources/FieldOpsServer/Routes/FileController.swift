@@ -290,7 +290,7 @@ struct FileController {
         } catch {
             records.logger.warning("file deleted but its bytes remain; `fieldops files gc` removes them", metadata: ["path": "\(location.relativePath)", "error": "\(error)"])
         }
-        _ = await writes.waitIfAsked(written, wait: request.flag("wait"))
+        _ = await writes.waitIfAsked(written, wait: try request.flag("wait"))
         return Response.json(["streamId": .string(written.lastID), "deleted": ["fileId": .string(location.fileId)]])
     }
 }

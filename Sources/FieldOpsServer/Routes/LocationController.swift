@@ -86,12 +86,13 @@ struct LocationController {
             // Fanned out and kept as the live location, but never stored: no id, no track.
             return Response.json(["accepted": .number(Double(body.positions.count)), "delivery": "realtime"], status: .accepted)
         }
-        let applied = await writes.waitIfAsked(written, wait: request.flag("wait"))
+        let wait = try request.flag("wait")
+        let applied = await writes.waitIfAsked(written, wait: wait)
         var reply: JSONObject = [
             "streamId": .string(written.lastID), "accepted": .number(Double(written.events.count)),
         ]
-        if request.flag("wait") { reply["applied"] = .bool(applied) }
-        return Response.json(.object(reply), status: request.flag("wait") && !applied ? .accepted : .created)
+        if wait { reply["applied"] = .bool(applied) }
+        return Response.json(.object(reply), status: wait && !applied ? .accepted : .created)
     }
 
     /// Validates and appends positions of one worker; the newest becomes its live location.

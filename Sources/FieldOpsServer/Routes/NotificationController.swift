@@ -64,7 +64,7 @@ struct NotificationController {
             .order(by: "createdAt", .descending)
             .limit(try request.intParameter("limit", default: 50, range: 1...1_000))
         if let cursor = try request.cursorParameter() { query = query.start(after: cursor) }
-        let unreadOnly = request.flag("unread")
+        let unreadOnly = try request.flag("unread")
         let page = try await writes.query(tenant: caller.tenant, query)
         let reader = JSONValue.string(caller.subject)
         let items: [JSONValue] = page.documents.compactMap { document in

@@ -4,6 +4,15 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
+/// Refuses a malformed `?wait=` before the route runs: writes read it only once their event is
+/// appended, when a 400 would hide a write that happened.
+struct WaitParameterMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        _ = try request.flag("wait")
+        return try await next(request, context)
+    }
+}
+
 extension Request {
     /// The body as `T`, with errors a caller can act on: 415 for a body that is not JSON,
     /// 413 past `limit`, 400 naming the field that is missing or of the wrong type.
@@ -60,10 +69,15 @@ extension Request {
         }
     }
 
-    /// `?name=true` (or `1`, `yes`).
-    func flag(_ name: String) -> Bool {
-        guard let value = uri.queryParameters.get(name)?.lowercased() else { return false }
-        return value == "true" || value == "1" || value == "yes" || value.isEmpty
+    /// `?name=true` or `?name=false` (absent: false). Anything else is a 400, so a typo such as
+    /// `wait=ture` is not silently read as false.
+    func flag(_ name: String) throws -> Bool {
+        guard let value = uri.queryParameters.get(name) else { return false }
+        switch value.lowercased() {
+        case "true": return true
+        case "false": return false
+        default: throw APIError.invalid(name, "'\(value)' is not true or false")
+        }
     }
 
     /// The `Idempotency-Key` header, checked.
@@ -94,7 +108,9 @@ extension Request {
     private static func describe(_ type: Any.Type) -> String {
         switch type {
         case is String.Type: return "a string"
-        case is Double.Type, is Int.Type, is Int64.Type: return "a number"
+        case is Double.Type: return "a number"
+        // A decimal or a number past Int64's range is reported as this mismatch too.
+        case is Int.Type, is Int64.Type: return "a whole number"
         case is Bool.Type: return "true or false"
         case is [Any].Type, is [JSONValue].Type: return "an array"
         case is JSONObject.Type: return "an object"

@@ -104,7 +104,7 @@ struct DomainWrites: Sendable {
     /// The reply to a write: the document `id` of `collection` as the write left it, under `name`,
     /// with the event's stream id; waits for the projection when the request says `?wait=true`.
     func reply(_ written: Written, _ name: String, from collection: String, id: String, request: Request, created: Bool = false) async throws -> Response {
-        let wait = request.flag("wait")
+        let wait = try request.flag("wait")
         let (document, applied) = try await document(collection, id, after: written, wait: wait)
         return writeResponse(written, name: name, document: document, applied: applied, wait: wait, created: created)
     }
