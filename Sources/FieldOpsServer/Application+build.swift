@@ -127,7 +127,8 @@ public func buildServer(_ dependencies: ServerDependencies) -> HTTPServerBuilder
         heartbeat: dependencies.configuration.heartbeat,
         queueLimit: HubListener.defaultQueueLimit
     )
-    return HTTPServerBuilder { responder in RealtimeServerChannel(responder: responder, endpoint: endpoint) }
+    let idleTimeout = dependencies.configuration.idleTimeout
+    return HTTPServerBuilder { responder in RealtimeServerChannel(responder: responder, idleTimeout: idleTimeout, endpoint: endpoint) }
 }
 
 /// The whole server: routes plus the services it supervises.

@@ -24,6 +24,10 @@ public struct ServerConfiguration: Sendable {
     /// How often a realtime socket is pinged; one that misses a pong is dropped, and its
     /// `onDisconnect` writes run.
     public var heartbeat: Duration
+    /// An HTTP connection idle this long between requests, or that has not sent its first
+    /// request head within it, is closed; a response still being sent (an event stream) never
+    /// counts as idle.
+    public var idleTimeout: Duration
     /// Attachment limits: file size, disk reserve, resumable upload lifetime.
     public var files: FileStore.Configuration
 
@@ -38,6 +42,7 @@ public struct ServerConfiguration: Sendable {
         rateLimit: RateLimit = RateLimit(requestsPerSecond: 5_000, burst: 10_000),
         keepAlive: Duration = .seconds(15),
         heartbeat: Duration = .seconds(5),
+        idleTimeout: Duration = .seconds(75),
         files: FileStore.Configuration = .init()
     ) {
         self.host = host
@@ -50,6 +55,7 @@ public struct ServerConfiguration: Sendable {
         self.rateLimit = rateLimit
         self.keepAlive = keepAlive
         self.heartbeat = heartbeat
+        self.idleTimeout = idleTimeout
         self.files = files
     }
 

@@ -23,7 +23,7 @@ final class APIFixture: Sendable {
 
     init(
         rateLimit: RateLimit = .unlimited, keepAlive: Duration = .seconds(15), heartbeat: Duration = .seconds(5),
-        files: FileStore.Configuration = .init(reserveBytes: 0)
+        idleTimeout: Duration = .seconds(75), files: FileStore.Configuration = .init(reserveBytes: 0)
     ) async throws {
         storage = FileManager.default.temporaryDirectory.appendingPathComponent("fieldops-api-\(UUID().uuidString)")
         server = try RedisServerProcess()
@@ -36,7 +36,7 @@ final class APIFixture: Sendable {
         dependencies = try ServerDependencies(
             redisURL: server.url, store: store, projector: projector, authority: authority,
             configuration: ServerConfiguration(
-                storage: storage, writeWaitTimeout: .seconds(5), rateLimit: rateLimit, keepAlive: keepAlive, heartbeat: heartbeat, files: files
+                storage: storage, writeWaitTimeout: .seconds(5), rateLimit: rateLimit, keepAlive: keepAlive, heartbeat: heartbeat, idleTimeout: idleTimeout, files: files
             )
         )
         projecting = Task { try await projector.run() }

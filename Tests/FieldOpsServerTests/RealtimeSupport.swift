@@ -170,12 +170,18 @@ func loopbackSocket(port: Int) throws -> Int32 {
 /// Sends `request` on a new connection and returns everything the server sends until it
 /// closes (or 5 s pass); on a thread of its own, as the socket blocks.
 func rawExchange(port: Int, _ request: String) async throws -> String {
+    try await rawExchange(port: port, request, waiting: 5).text
+}
+
+/// As `rawExchange`, waiting up to `seconds` for more bytes; `closed` says whether the server
+/// closed the connection (rather than the wait running out).
+func rawExchange(port: Int, _ request: String, waiting seconds: Int) async throws -> (text: String, closed: Bool) {
     try await withCheckedThrowingContinuation { continuation in
         Thread {
             continuation.resume(with: Result {
                 let fd = try loopbackSocket(port: port)
                 defer { close(fd) }
-                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                var timeout = timeval(tv_sec: seconds, tv_usec: 0)
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 let bytes = Array(request.utf8)
                 guard write(fd, bytes, bytes.count) == bytes.count else { throw POSIXError(.EIO) }
@@ -183,10 +189,12 @@ func rawExchange(port: Int, _ request: String) async throws -> String {
                 var buffer = [UInt8](repeating: 0, count: 4_096)
                 while true {
                     let count = read(fd, &buffer, buffer.count)
-                    guard count > 0 else { break }
+                    guard count > 0 else {
+                        // 0: the server closed; -1 with EAGAIN: the wait ran out.
+                        return (String(decoding: received, as: UTF8.self), count == 0 || errno == ECONNRESET)
+                    }
                     received += buffer[..<count]
                 }
-                return String(decoding: received, as: UTF8.self)
             })
         }.start()
     }

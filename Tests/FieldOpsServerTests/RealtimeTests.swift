@@ -56,6 +56,27 @@ final class RealtimeTests: Sendable {
             let plain = try await api.call(.get, "/v1/realtime", token: token)
             #expect(plain.status == .badRequest)
             #expect(plain.errorCode == "websocket_required")
+            // A first request the HTTP decoder refuses is answered and closed, not left hanging.
+            let huge = try await rawExchange(port: port, "GET /v1/live/\(String(repeating: "a", count: 100_000)) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            #expect(huge.hasPrefix("HTTP/1.1 431"), "\(huge.prefix(300))")
+            #expect(huge.contains(#""code":"request_head_too_large""#))
+            let garbage = try await rawExchange(port: port, "NOT HTTP AT ALL\r\n\r\n")
+            #expect(garbage.hasPrefix("HTTP/1.1 400"), "\(garbage.prefix(300))")
+            #expect(garbage.contains(#""code":"malformed_request""#))
+        }
+    }
+
+    @Test func idleAndStalledConnectionsAreClosed() async throws {
+        let quick = try await APIFixture(idleTimeout: .seconds(1))
+        try await quick.testLive { (_: APIClient, port: Int) async throws in
+            // A request head that never completes gets a 408 once the idle timeout has passed.
+            let stalled = try await rawExchange(port: port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            #expect(stalled.hasPrefix("HTTP/1.1 408"), "\(stalled.prefix(300))")
+            #expect(stalled.contains(#""code":"request_timeout""#))
+            // A keep-alive connection is answered, then closed by the server once idle.
+            let idle = try await rawExchange(port: port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", waiting: 20)
+            #expect(idle.text.hasPrefix("HTTP/1.1 200"), "\(idle.text.prefix(300))")
+            #expect(idle.closed)
         }
     }
 

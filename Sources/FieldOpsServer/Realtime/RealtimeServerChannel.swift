@@ -36,9 +36,10 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
     let http1: HTTP1Channel.Configuration
     let endpoint: RealtimeEndpoint
 
-    init(responder: @escaping Responder, http1: HTTP1Channel.Configuration = .init(), endpoint: RealtimeEndpoint) {
+    /// - Parameter idleTimeout: see `ServerConfiguration.idleTimeout`.
+    init(responder: @escaping Responder, idleTimeout: Duration, endpoint: RealtimeEndpoint) {
         self.responder = responder
-        self.http1 = http1
+        self.http1 = HTTP1Channel.Configuration(idleTimeout: TimeAmount(idleTimeout))
         self.endpoint = endpoint
     }
 
@@ -93,6 +94,7 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
             configuration.decoderConfiguration.maxHeaderListSize = http1.httpDecoder.maxHeaderListSize
             configuration.decoderConfiguration.maxHeaderFieldCount = http1.httpDecoder.maxHeaderFieldCount
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            try channel.pipeline.syncOperations.addHandler(FirstRequestGuard(headTimeout: self.http1.idleTimeout ?? .seconds(75)))
             return Value(upgradeResult: result, channel: channel)
         }
     }
@@ -129,5 +131,63 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
         try? await http.executeThenClose { _, outbound in
             try await outbound.write(contentsOf: [.head(head), .body(body), .end(nil)])
         }
+    }
+}
+
+/// Guards a connection until its first request head is read: a head the decoder refuses (a
+/// request line or headers past 80 KiB, malformed syntax) gets a 431 or 400, and one that has
+/// not arrived after `headTimeout` a 408, each closing the connection. The upgrade handler waits
+/// for a complete head before anything else runs, and the idle timeout starts only after it, so
+/// without this such a connection would hang unanswered; from the first complete head on,
+/// Hummingbird answers parser errors and closes idle connections itself.
+final class FirstRequestGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let headTimeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(headTimeout: TimeAmount) {
+        self.headTimeout = headTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let seconds = Double(headTimeout.nanoseconds) / 1e9
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: headTimeout) {
+            self.answer(context, APIError(.requestTimeout, code: "request_timeout", message: "no complete request head within \(seconds) s"))
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else { return context.fireErrorCaught(error) }
+        deadline?.cancel()
+        let tooLarge = parserError == .headerOverflow
+        answer(context, APIError(
+            tooLarge ? .init(code: 431, reasonPhrase: "Request Header Fields Too Large") : .badRequest,
+            code: tooLarge ? "request_head_too_large" : "malformed_request",
+            message: tooLarge ? "the request line and headers are at most 80 KiB" : "the request is not valid HTTP/1.1"
+        ))
+    }
+
+    private func answer(_ context: ChannelHandlerContext, _ error: APIError) {
+        guard context.channel.isActive else { return }
+        let body = ByteBuffer(string: error.body.jsonText)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: .init(statusCode: Int(error.status.code)), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }

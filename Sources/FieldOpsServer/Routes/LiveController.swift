@@ -92,7 +92,7 @@ struct LiveController {
         do {
             return try JSONValue(jsonText: String(buffer: buffer))
         } catch {
-            throw APIError(.badRequest, code: "invalid_body", message: "the body is not valid JSON: \(error.message)")
+            throw APIError(.badRequest, code: "invalid_body", message: "the body is \(error.message)")
         }
     }
 }

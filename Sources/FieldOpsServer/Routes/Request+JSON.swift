@@ -29,7 +29,7 @@ extension Request {
         do {
             value = try JSONValue(jsonText: String(buffer: buffer))
         } catch {
-            throw APIError(.badRequest, code: "invalid_body", message: "the body is not valid JSON: \(error.message)")
+            throw APIError(.badRequest, code: "invalid_body", message: "the body is \(error.message)")
         }
         do {
             return try value.decode(as: T.self)
