@@ -18,12 +18,30 @@ final class RouteTable: Sendable {
     }
 
     /// The methods routed for `path`, sorted; empty when no route has this path.
+    ///
+    /// Like the router, which picks the path first and the method after, only the most specific
+    /// matching routes count: a literal segment before a capture before a wildcard, from the
+    /// left (`/v1/files/f-1/meta` is the meta route's, not `/v1/files/{area}/{ownerId}`'s).
     func methods(for path: String) -> [String] {
         let segments = path.split(separator: "/")[...]
-        let methods = routes.withLock { routes in
-            routes.filter { Self.matches($0.path[...], segments) }.flatMap(\.methods)
+        let matching = routes.withLock { routes in
+            routes.filter { Self.matches($0.path[...], segments) }.map { (rank: $0.path.map(Self.rank), methods: $0.methods) }
         }
-        return Set(methods.map(\.rawValue)).sorted()
+        guard let best = matching.map(\.rank).min(by: { $0.lexicographicallyPrecedes($1) }) else { return [] }
+        return Set(matching.filter { $0.rank == best }.flatMap(\.methods).map(\.rawValue)).sorted()
+    }
+
+    /// The router's order of preference for a segment (its trie's priorities), lowest first.
+    private static func rank(_ element: RouterPath.Element) -> Int {
+        let text = element.description
+        switch text {
+        case "**": return 5
+        case "*": return 4
+        case _ where text.hasPrefix("{") && text.hasSuffix("}") && text.dropFirst().dropLast().allSatisfy({ $0 != "{" && $0 != "}" }): return 3
+        case _ where text.contains("*"): return 2
+        case _ where text.contains("{"): return 1
+        default: return 0
+        }
     }
 
     private static func matches(_ pattern: ArraySlice<RouterPath.Element>, _ segments: ArraySlice<Substring>) -> Bool {

@@ -315,6 +315,13 @@ final class FileRoutesTests: Sendable {
             #expect(again.status == .ok)
             #expect(again.resource("file")["fileId"] as? String == first.resource("file")["fileId"] as? String)
             #expect(self.filesOnDisk().count == 1)
+            // Retried after the file was deleted: told so, not answered with `"file": null`.
+            let fileID = try #require(first.resource("file")["fileId"] as? String)
+            #expect(try await api.call(.delete, "/v1/files/\(fileID)?wait=true", token: dispatcher).status == .ok)
+            let late = try await api.call(.put, "/v1/files/incidents/i-1?name=a.png", token: dispatcher, bytes: Self.png, headers: key)
+            #expect(late.status == .gone, "\(late.object)")
+            #expect(late.errorCode == "resource_gone")
+            #expect(self.filesOnDisk().isEmpty)
         }
     }
 }

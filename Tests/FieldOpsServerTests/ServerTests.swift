@@ -92,6 +92,8 @@ final class ServerTests: Sendable {
                 (.delete, "/v1/tasks", "GET, HEAD, POST"),
                 (.put, "/v1/tasks/t-1/assign", "POST"),
                 (.trace, "/v1/live/a/b/c", "DELETE, GET, HEAD, PATCH, POST, PUT"),
+                // The meta route, not /v1/files/{area}/{ownerId}, is what the router picks.
+                (.put, "/v1/files/f-1/meta", "GET, HEAD"),
             ] {
                 try await client.execute(uri: uri, method: method) { response in
                     #expect(response.status == .methodNotAllowed, "\(method) \(uri)")

@@ -141,6 +141,19 @@ final class TaskRoutesTests: Sendable {
         }
     }
 
+    @Test func aWaitThatRunsOutAnswers202WithTheResourceAsItWillBeStored() async throws {
+        let dispatcher = try await fixture.token(.dispatcher)
+        // No projection: every wait runs out (after the fixture's 5 s).
+        fixture.projecting.cancel()
+        _ = await fixture.projecting.result
+        try await fixture.test { api in
+            let created = try await api.call(.post, "/v1/tasks?wait=true", token: dispatcher, json: ["taskId": "t-late", "title": "Check pump"])
+            #expect(created.status == .accepted, "\(created.object)")
+            #expect(created.resource("task")["title"] as? String == "Check pump")
+            #expect(created.resource("task")["status"] as? String == "open")
+        }
+    }
+
     @Test func anotherTenantSeesAndChangesNothing() async throws {
         let acme = try await fixture.token(.dispatcher, tenant: "acme")
         let globex = try await fixture.token(.dispatcher, tenant: "globex")

@@ -82,10 +82,21 @@ struct DomainWrites: Sendable {
         let tenant = written.tenant
         if wait || written.repeated || isApplied(written) {
             let applied = await projector.waitUntilApplied(tenant: tenant, stream: written.stream, id: written.lastID, timeout: waitTimeout)
-            return (try await get(tenant: tenant, collection: collection, id: id), applied)
+            let stored = try await get(tenant: tenant, collection: collection, id: id)
+            guard stored == nil, !applied, !written.repeated else { return (stored, applied) }
+            // The wait ran out before the projection wrote the document: answer with what it will hold.
+            return (try await predicted(collection, id, after: written) ?? nil, false)
         }
-        let events = written.events
-        let predicted: Document?? = try await readStore { transaction in
+        if let predicted = try await predicted(collection, id, after: written) { return (predicted, false) }
+        let applied = await projector.waitUntilApplied(tenant: tenant, stream: written.stream, id: written.lastID, timeout: waitTimeout)
+        return (try await get(tenant: tenant, collection: collection, id: id), applied)
+    }
+
+    /// The document as the projection's appliers make it from the stored documents and the
+    /// write's events; `nil` when they cannot apply them here.
+    private func predicted(_ collection: String, _ id: String, after written: Written) async throws -> Document?? {
+        let (tenant, events) = (written.tenant, written.events)
+        return try await readStore { transaction in
             let workspace = DocumentWorkspace(transaction)
             do {
                 for event in events { _ = try Appliers.apply(event, in: workspace) }
@@ -96,9 +107,6 @@ struct DomainWrites: Sendable {
             }
             return .some(try workspace.get(tenant: tenant, collection: collection, id: id))
         }
-        if let predicted { return (predicted, false) }
-        let applied = await projector.waitUntilApplied(tenant: tenant, stream: written.stream, id: written.lastID, timeout: waitTimeout)
-        return (try await get(tenant: tenant, collection: collection, id: id), applied)
     }
 
     /// The reply to a write: the document `id` of `collection` as the write left it, under `name`,
@@ -106,6 +114,13 @@ struct DomainWrites: Sendable {
     func reply(_ written: Written, _ name: String, from collection: String, id: String, request: Request, created: Bool = false) async throws -> Response {
         let wait = try request.flag("wait")
         let (document, applied) = try await document(collection, id, after: written, wait: wait)
+        if written.repeated && document == nil {
+            // A retry whose first request's resource was deleted since: nothing to answer with.
+            throw APIError(
+                .gone, code: "resource_gone",
+                message: "this Idempotency-Key's first request wrote \(collection)/\(id), which no longer exists; use a new key for a new request"
+            )
+        }
         return writeResponse(written, name: name, document: document, applied: applied, wait: wait, created: created)
     }
 
