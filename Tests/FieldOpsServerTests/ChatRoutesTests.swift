@@ -19,6 +19,10 @@ final class ChatRoutesTests: Sendable {
             let room = try await api.call(.post, "/v1/rooms", token: dispatcher, json: ["roomId": "ops", "name": "Operations", "members": ["w-1"]])
             #expect(room.status == .created, "\(room.object)")
             #expect(room.resource("room")["members"] as? [String] == ["w-1"])
+            // At most 1 000 members as sent, duplicates included (the contract's maxItems).
+            let crowded = try await api.call(.post, "/v1/rooms", token: dispatcher, json: ["name": "Crowd", "members": Array(repeating: "w-1", count: 1_001)])
+            #expect(crowded.status == .badRequest)
+            #expect(crowded.errorMessage.hasPrefix("members:"))
 
             var ids: [String] = []
             for n in 1...7 {

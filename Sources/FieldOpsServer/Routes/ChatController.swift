@@ -56,8 +56,9 @@ struct ChatController {
         let body = try await request.decodeJSON(RoomBody.self)
         let roomID = try Identifiers.chosen(body.roomId, field: "roomId", prefix: "room")
         let name = try WorkerController.name(body.name)
+        // Counted as sent, as the contract's maxItems says, before duplicates are dropped.
+        guard (body.members ?? []).count <= 1_000 else { throw APIError.invalid("members", "a room holds at most 1000 members") }
         let members = Array(Set(body.members ?? [])).sorted()
-        guard members.count <= 1_000 else { throw APIError.invalid("members", "a room holds at most 1000 members") }
         for member in members { try Identifiers.validate(member, field: "members") }
         var live: [EventWriter.LiveWrite] = [.set(path: Self.namePath(roomID), json: JSONCoding.string(name))]
         live += members.map { .set(path: Self.memberPath(roomID, $0), json: "true") }
