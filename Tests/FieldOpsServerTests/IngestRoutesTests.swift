@@ -70,6 +70,13 @@ final class IngestRoutesTests: Sendable {
             #expect(bad.status == .badRequest)
             let noPosition = try await api.call(.post, "/v1/ingest/osmand?id=860123", token: nil)
             #expect(noPosition.status == .badRequest)
+            // Negative speed, bearing, accuracy and battery mean "unknown": the fix is kept without them.
+            let unknowns = try await api.call(.post, "/v1/ingest/osmand?id=860123&timestamp=\(now + 5)&lat=52.56&lon=13.44&speed=-1&bearing=-1&accuracy=-1&batt=-1&altitude=-3", token: nil)
+            #expect(unknowns.status == .ok, "\(unknowns.object)")
+            location = try await self.location(api, dispatcher)
+            #expect(location["lat"] as? Double == 52.56)
+            #expect(location["speed"] == nil && location["heading"] == nil && location["accuracy"] == nil && location["battery"] == nil)
+            #expect(location["altitude"] as? Double == -3)
             // A timestamp no Int64 of milliseconds holds is a 400, not a trap that takes the server down.
             let farFuture = try await api.call(.post, "/v1/ingest/osmand?id=860123&lat=1&lon=1&timestamp=999999999999999999999999999999", token: nil)
             #expect(farFuture.status == .badRequest)
@@ -104,6 +111,15 @@ final class IngestRoutesTests: Sendable {
             #expect(byTopic.status == .ok)
             #expect(try await self.location(api, dispatcher)["lat"] as? Double == 48.86)
 
+            // -1 for an unknown speed or course (iOS) drops the field, not the fix.
+            let unknowns = try await api.call(.post, "/v1/ingest/owntracks", token: nil, json: [
+                "_type": "location", "lat": 48.87, "lon": 2.31, "tst": tst + 2, "vel": -1, "cog": -1, "acc": -1,
+            ], headers: headers)
+            #expect(unknowns.status == .ok, "\(unknowns.object)")
+            let unknown = try await self.location(api, dispatcher)
+            #expect(unknown["lat"] as? Double == 48.87)
+            #expect(unknown["speed"] == nil && unknown["heading"] == nil && unknown["accuracy"] == nil)
+
             // Other message types are accepted and ignored.
             let transition = try await api.call(.post, "/v1/ingest/owntracks", token: nil, json: ["_type": "transition", "event": "enter", "tst": tst], headers: headers)
             #expect(transition.status == .ok)
@@ -114,7 +130,7 @@ final class IngestRoutesTests: Sendable {
             #expect(wrong.status == .unauthorized)
             #expect(wrong.headers[.wwwAuthenticate]?.hasPrefix("Basic") == true)
             #expect(try await api.call(.post, "/v1/ingest/owntracks", token: nil, json: ["_type": "location", "lat": 1, "lon": 1]).status == .unauthorized)
-            #expect(try await self.location(api, dispatcher)["lat"] as? Double == 48.86)
+            #expect(try await self.location(api, dispatcher)["lat"] as? Double == 48.87)
         }
     }
 

@@ -116,6 +116,8 @@ final class TaskRoutesTests: Sendable {
             #expect(missing.errorMessage.contains("'title'"))
             let wrongType = try await api.call(.post, "/v1/tasks", token: dispatcher, json: ["title": 5])
             #expect(wrongType.errorMessage.contains("'title' must be a string"))
+            let array = try await api.call(.post, "/v1/tasks", token: dispatcher, raw: "[]", headers: [.contentType: "application/json"])
+            #expect(array.errorMessage == "the body must be an object")
             let notJSON = try await api.call(.post, "/v1/tasks", token: dispatcher, raw: "{title:", headers: [.contentType: "application/json"])
             #expect(notJSON.status == .badRequest)
             #expect(notJSON.errorCode == "invalid_body")

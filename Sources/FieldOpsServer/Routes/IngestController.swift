@@ -82,8 +82,8 @@ struct IngestController {
         if message.type == "location" {
             guard let lat = message.lat, let lon = message.lon else { throw APIError.invalid("lat", "a location needs lat and lon") }
             let position = LocationController.Position(
-                lat: lat, lon: lon, accuracy: message.acc, speed: message.vel.map { $0 / 3.6 }, heading: message.cog,
-                altitude: message.alt, battery: message.batt, recordedAt: message.tst.map { .init(text: String($0)) }
+                lat: lat, lon: lon, accuracy: known(message.acc), speed: known(message.vel).map { $0 / 3.6 }, heading: known(message.cog),
+                altitude: message.alt, battery: known(message.batt), recordedAt: message.tst.map { .init(text: String($0)) }
             )
             _ = try await locations.record([position], tenant: entry.tenant, workerID: entry.workerId, deviceID: entry.deviceId, idempotencyKey: nil)
         }
@@ -140,6 +140,13 @@ struct IngestController {
     }
 }
 
+/// A tracking app's accuracy, speed, heading or battery, or `nil` for a negative one: that is how
+/// devices say "unknown" (iOS's Core Location reports -1), so the field is dropped and the fix
+/// kept rather than refused.
+private func known(_ value: Double?) -> Double? {
+    value.flatMap { $0 < 0 ? nil : $0 }
+}
+
 /// The OsmAnd query/form parameters as Traccar reads them.
 enum OsmAndParameters {
     static let knotsToMetersPerSecond = 0.514444
@@ -159,11 +166,11 @@ enum OsmAndParameters {
         guard let lat, let lon else { throw APIError.invalid("lat", "lat and lon (or location=lat,lon) are required") }
         let position = LocationController.Position(
             lat: lat, lon: lon,
-            accuracy: try number(parameters, "accuracy"),
-            speed: try number(parameters, "speed").map { $0 * knotsToMetersPerSecond },
-            heading: try number(parameters, "bearing") ?? number(parameters, "heading"),
+            accuracy: known(try number(parameters, "accuracy")),
+            speed: known(try number(parameters, "speed")).map { $0 * knotsToMetersPerSecond },
+            heading: known(try number(parameters, "bearing") ?? number(parameters, "heading")),
             altitude: try number(parameters, "altitude"),
-            battery: try number(parameters, "batt"),
+            battery: known(try number(parameters, "batt")),
             recordedAt: parameters["timestamp"].map { .init(text: timestamp($0)) }
         )
         return (deviceID, position)
@@ -227,12 +234,11 @@ enum OsmAndJSON {
     static func positions(_ body: Body) throws -> [(deviceID: String, position: LocationController.Position)] {
         try Identifiers.validate(body.device_id, field: "device_id")
         return body.location.all.map { location in
-            // Negative speed and heading mean "unknown" in this format.
             let coords = location.coords
             let position = LocationController.Position(
-                lat: coords.latitude, lon: coords.longitude, accuracy: coords.accuracy,
-                speed: coords.speed.flatMap { $0 >= 0 ? $0 : nil }, heading: coords.heading.flatMap { $0 >= 0 ? $0 : nil },
-                altitude: coords.altitude, battery: location.battery?.level.flatMap { $0 >= 0 ? ($0 * 100).rounded() : nil },
+                lat: coords.latitude, lon: coords.longitude, accuracy: known(coords.accuracy),
+                speed: known(coords.speed), heading: known(coords.heading),
+                altitude: coords.altitude, battery: known(location.battery?.level).map { ($0 * 100).rounded() },
                 recordedAt: location.timestamp.map { .init(text: $0) }
             )
             return (body.device_id, position)

@@ -96,6 +96,7 @@ extension Request {
         }
         switch error {
         case .keyNotFound(let key, let context): return "field '\(path(context.codingPath, key))' is required"
+        case .typeMismatch(let type, let context) where context.codingPath.isEmpty: return "the body must be \(Self.describe(type))"
         case .typeMismatch(let type, let context): return "field '\(path(context.codingPath))' must be \(Self.describe(type))"
         case .valueNotFound(let type, let context): return "field '\(path(context.codingPath))' must be \(Self.describe(type)), not null"
         case .dataCorrupted(let context):
