@@ -35,11 +35,13 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
     let responder: Responder
     let http1: HTTP1Channel.Configuration
     let endpoint: RealtimeEndpoint
+    /// See `ServerConfiguration.idleTimeout`; also how long the first request head may take.
+    let idleTimeout: TimeAmount
 
-    /// - Parameter idleTimeout: see `ServerConfiguration.idleTimeout`.
     init(responder: @escaping Responder, idleTimeout: Duration, endpoint: RealtimeEndpoint) {
         self.responder = responder
-        self.http1 = HTTP1Channel.Configuration(idleTimeout: TimeAmount(idleTimeout))
+        self.idleTimeout = TimeAmount(idleTimeout)
+        self.http1 = HTTP1Channel.Configuration(idleTimeout: self.idleTimeout)
         self.endpoint = endpoint
     }
 
@@ -94,7 +96,7 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
             configuration.decoderConfiguration.maxHeaderListSize = http1.httpDecoder.maxHeaderListSize
             configuration.decoderConfiguration.maxHeaderFieldCount = http1.httpDecoder.maxHeaderFieldCount
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
-            try channel.pipeline.syncOperations.addHandler(FirstRequestGuard(headTimeout: self.http1.idleTimeout ?? .seconds(75)))
+            try channel.pipeline.syncOperations.addHandler(FirstRequestGuard(headTimeout: self.idleTimeout))
             return Value(upgradeResult: result, channel: channel)
         }
     }
