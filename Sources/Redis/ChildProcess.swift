@@ -26,6 +26,9 @@ package enum ChildProcess {
         posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&files, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&files, 2, "/dev/null", O_WRONLY, 0)
+        // Nothing else of ours crosses over: a redis-server that outlives its parent would keep
+        // the parent's sockets and pipes open (a supervisor waiting for EOF on one would hang).
+        _ = closeFrom?(&files, 3)
 
         // argv strings are strdup'ed and freed after posix_spawn copied them into the child.
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
@@ -39,6 +42,13 @@ package enum ChildProcess {
         }
         return pid
     }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), looked up at run time
+    /// because Swift's Glibc module leaves out the GNU extensions of `spawn.h`.
+    private static let closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
 
     /// Waits for `pid` to exit; its exit code, or -1 when a signal ended it.
     package static func wait(_ pid: pid_t) -> Int32 {

@@ -162,3 +162,23 @@ struct RedisAuthenticationTests {
         }
     }
 }
+
+@Suite("A private redis-server process")
+struct RedisServerProcessTests {
+    /// A server that outlives its parent must not hold the parent's files open: Foundation's
+    /// `Process` waits for EOF on a socket its child inherited, so the parent would never be seen
+    /// to exit.
+    @Test func theServerInheritsNoDescriptorButItsStandardOnes() throws {
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("fo-marker-\(UUID().uuidString)").path
+        let fd = open(marker, O_RDONLY | O_CREAT, 0o600)   // no O_CLOEXEC, as a leaked descriptor
+        #expect(fd >= 0)
+        defer { close(fd); unlink(marker) }
+        let server = try RedisServerProcess()
+        defer { server.destroy() }
+        let pid = try #require(server.processID)
+        let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")
+        let targets = descriptors.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
+        #expect(!targets.isEmpty, "the server's descriptors are readable")
+        #expect(!targets.contains(marker), "the server holds none of its parent's files: \(targets)")
+    }
+}
