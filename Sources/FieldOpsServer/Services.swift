@@ -14,6 +14,12 @@ public final class RedisSupervisor: Service, Sendable {
     public init(directory: URL, logger: Logger) throws {
         self.server = try RedisServerProcess(directory: directory)
         self.logger = logger
+        reportLeftover()
+    }
+
+    private func reportLeftover() {
+        guard let pid = server.stoppedLeftover else { return }
+        logger.warning("shut down a redis-server left running on this storage by an earlier fieldops that did not stop cleanly; its data was flushed and reloaded", metadata: ["pid": "\(pid)", "directory": "\(server.directory.path)"])
     }
 
     public var url: String { server.url }
@@ -26,6 +32,7 @@ public final class RedisSupervisor: Service, Sendable {
                     logger.error("embedded redis-server died; restarting it", metadata: ["directory": "\(server.directory.path)"])
                     do {
                         try server.start()
+                        reportLeftover()
                         logger.notice("embedded redis-server is back")
                     } catch {
                         logger.error("cannot restart redis-server; retrying", metadata: ["error": "\(error)"])

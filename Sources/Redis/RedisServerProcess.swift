@@ -13,6 +13,9 @@ public final class RedisServerProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var pid: pid_t?
     private let extraArguments: [String]
+    /// The process id of a redis-server found serving this directory at the last start and shut
+    /// down first (one left running when the process that started it was killed).
+    public private(set) var stoppedLeftover: pid_t?
 
     /// Starts redis-server (found on PATH) and waits until it accepts connections.
     /// - Parameters:
@@ -42,6 +45,7 @@ public final class RedisServerProcess: @unchecked Sendable {
         guard let executable = Self.findExecutable("redis-server") else {
             throw RedisError(.connectionFailed, "redis-server is not on PATH; run scripts/setup.sh to install it")
         }
+        stoppedLeftover = try Self.shutDownLeftover(socketPath: socketPath)
         let arguments = [
             "--port", "0",
             "--unixsocket", socketPath,
@@ -130,6 +134,41 @@ public final class RedisServerProcess: @unchecked Sendable {
     }
 
     // MARK: - Processes
+
+    /// Shuts down a redis-server still answering on the socket: one whose owner was killed
+    /// (SIGKILL, OOM) and could not stop it. Left running, it would keep appending to the AOF
+    /// the new server loads and rewrite it under the new one's feet. SHUTDOWN flushes its AOF
+    /// first, so every write it acknowledged is in the files the new server loads.
+    /// - Returns: its process id, or nil when nothing answered.
+    private static func shutDownLeftover(socketPath: String) throws(RedisError) -> pid_t? {
+        guard let connection = try? RedisConnection(configuration: RedisConfiguration(endpoint: .unix(path: socketPath))),
+              let info = try? connection.send(["INFO", "server"]).string,
+              let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }),
+              let pid = pid_t(line.dropFirst("process_id:".count))
+        else { return nil }
+        if case .error(let message)? = try? connection.send(["SHUTDOWN"]) {
+            throw RedisError(.connectionFailed, "a redis-server left running on \(socketPath) (pid \(pid)) refused to shut down: \(message)")
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while isAlive(pid) {
+            guard Date() < deadline else {
+                throw RedisError(.connectionFailed, "a redis-server left running on \(socketPath) (pid \(pid)) did not exit within 30 s of SHUTDOWN")
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return pid
+    }
+
+    /// True while `pid` runs; an exited process waiting to be reaped (a zombie) has stopped.
+    private static func isAlive(_ pid: pid_t) -> Bool {
+        #if os(Linux)
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[close...].hasPrefix(") Z")
+        #else
+        return Foundation.kill(pid, 0) == 0 || errno == EPERM
+        #endif
+    }
 
     /// Sends `signal` and reaps the process, escalating to SIGKILL after 10 seconds.
     private static func terminate(_ pid: pid_t, signal: Int32) {

@@ -9,20 +9,13 @@ import Testing
 /// `fieldops serve` with the simulator running, keys sent and the screen read back.
 @Suite("fieldops dispatch end to end, under tmux")
 final class DispatchEndToEndTests {
-    let storage = FileManager.default.temporaryDirectory.appendingPathComponent("fieldops-e2e-\(UUID().uuidString)")
+    let programs = FieldOpsProcesses()
+    var storage: URL { programs.storage }
     /// A tmux server of the test's own (`-L`), so it never touches the user's sessions.
     let tmuxSocket = "fieldops-e2e-\(UInt32.random(in: 0...UInt32.max))"
-    /// The `fieldops` built beside the test bundle.
-    let fieldops = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("fieldops").path
-    var processes: [Process] = []
 
     deinit {
         Self.runBlocking(["tmux", "-L", tmuxSocket, "kill-server"])
-        for process in processes where process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(at: storage)
     }
 
     /// Runs a program found on PATH to the end; its exit status and output. Blocks the calling
@@ -46,57 +39,6 @@ final class DispatchEndToEndTests {
         try await run(["tmux", "-L", tmuxSocket] + arguments)
     }
 
-    /// Starts `fieldops` with its output in `log` (under the test's storage, shown when a check fails).
-    func start(log: String, _ arguments: [String]) throws -> Process {
-        try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
-        let logURL = storage.appendingPathComponent(log)
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        let output = try FileHandle(forWritingTo: logURL)
-        try output.seekToEnd()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: fieldops)
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = output
-        process.environment = ProcessInfo.processInfo.environment.merging(["FIELDOPS_LOG_LEVEL": "debug"]) { $1 }
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        processes.append(process)
-        return process
-    }
-
-    func serve(port: Int) async throws -> Process {
-        let server = try start(log: "serve.log", ["serve", "--host", "127.0.0.1", "--port", String(port), "--storage", storage.path, "--rate-limit", "0"])
-        let probe = DispatchSession(server: "http://127.0.0.1:\(port)", token: "-", logger: .init(label: "e2e"))
-        let deadline = ContinuousClock.now + .seconds(60)
-        while (try? await probe.call(.GET, "/readyz")) == nil {
-            guard server.isRunning, ContinuousClock.now < deadline else { throw DispatchSession.Failure(description: "fieldops serve did not start") }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        return server
-    }
-
-    /// Sends SIGTERM and waits (up to 30 s, then SIGKILL) for the exit; the exit status.
-    func stop(_ process: Process) async throws -> Int32 {
-        process.terminate()
-        var deadline = ContinuousClock.now + .seconds(30)
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                deadline = .now + .seconds(3_600)
-                kill(process.processIdentifier, SIGKILL)
-                Issue.record("fieldops serve did not stop within 30 s of SIGTERM; its log:\n\(serverLog)")
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return process.terminationStatus
-    }
-
-    /// The end of the server's log.
-    var serverLog: String {
-        let text = (try? String(contentsOf: storage.appendingPathComponent("serve.log"), encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").suffix(30).joined(separator: "\n")
-    }
-
     func screen() async throws -> String {
         try await tmux("capture-pane", "-p", "-t", "board").output
     }
@@ -114,29 +56,29 @@ final class DispatchEndToEndTests {
             if shown.contains(text) { return }
             try await Task.sleep(for: .milliseconds(150))
         }
-        Issue.record("the screen never showed \"\(text)\":\n\(shown)\nserver log:\n\(serverLog)", sourceLocation: sourceLocation)
+        Issue.record("the screen never showed \"\(text)\":\n\(shown)\nserver log:\n\(programs.serverLog)", sourceLocation: sourceLocation)
         throw DispatchSession.Failure(description: "screen check failed")
     }
 
     @Test(.timeLimit(.minutes(5)))
     func theBoardFollowsTheServerTakesCommandsAndSurvivesARestart() async throws {
         try #require(try await run(["tmux", "-V"]).status == 0, "tmux is needed (scripts/setup.sh installs it)")
-        try #require(FileManager.default.isExecutableFile(atPath: fieldops), "fieldops is built beside the tests")
+        try #require(FileManager.default.isExecutableFile(atPath: programs.fieldops), "fieldops is built beside the tests")
         let port = try ServerProcess.freePort()
-        var server = try await serve(port: port)
+        var server = try await programs.serve(port: port)
         let base = "http://127.0.0.1:\(port)"
         let token = try await TokenAuthority.load(storage: storage).mint(tenant: "e2e", subject: "d-1", role: .dispatcher)
         let api = DispatchSession(server: base, token: token, logger: .init(label: "e2e"))
         _ = try await api.call(.POST, "/v1/workers", body: ["workerId": "w-1", "name": "Ana Lima"])
         _ = try await api.call(.POST, "/v1/tasks?wait=true", body: ["taskId": "T-1", "title": "Replace valve"])
 
-        let command = "\(fieldops) dispatch --server \(base) --token \(token); echo DISPATCH-EXITED; sleep 60"
+        let command = "\(programs.fieldops) dispatch --server \(base) --token \(token); echo DISPATCH-EXITED; sleep 60"
         try #require(try await tmux("new-session", "-d", "-s", "board", "-x", "120", "-y", "36", "-e", "TERM=xterm-256color", command).status == 0)
         try await expectScreen("● live")
         try await expectScreen("Replace valve")
 
         // The simulator's workers appear; a worker moves (its fixes update the row).
-        _ = try start(log: "simulate.log", ["simulate", "--server", base, "--token", token, "--workers", "3", "--rate", "15", "--duration", "15s", "--seed", "2"])
+        _ = try programs.start(log: "simulate.log", ["simulate", "--server", base, "--token", token, "--workers", "3", "--rate", "15", "--duration", "15s", "--seed", "2"])
         try await expectScreen("sim-w-003")
         _ = try await api.call(.POST, "/v1/workers/w-1/locations", body: ["lat": 52.52, "lon": 13.40, "battery": 42])
         try await expectScreen("42% ")
@@ -154,10 +96,10 @@ final class DispatchEndToEndTests {
         try await expectScreen("409 task T-1 is assigned")
 
         // The server restarts: the board says so, keeps its state, and comes back live.
-        #expect(try await stop(server) == 0, "fieldops serve exits 0 on SIGTERM")
+        #expect(try await programs.stop(server) == 0, "fieldops serve exits 0 on SIGTERM")
         try await expectScreen("reconnecting")
         #expect(try await screen().contains("Replace valve"))
-        server = try await serve(port: port)
+        server = try await programs.serve(port: port)
         try await expectScreen("● live")
         _ = try await api.call(.POST, "/v1/workers/w-1/locations", body: ["lat": 52.54, "lon": 13.42, "battery": 40])
         try await expectScreen("40% ")

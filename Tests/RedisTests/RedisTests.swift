@@ -165,6 +165,34 @@ struct RedisAuthenticationTests {
 
 @Suite("A private redis-server process")
 struct RedisServerProcessTests {
+    /// What `fieldops serve` meets after a SIGKILL: the server it started still runs on the
+    /// directory. Two servers on one AOF would each append to it, and the old one's exit would
+    /// unlink the new one's socket.
+    @Test func aServerLeftRunningOnTheDirectoryIsShutDownFirstAndItsWritesKept() throws {
+        let orphan = try RedisServerProcess()
+        let directory = orphan.directory
+        let orphanPID = try #require(orphan.processID)
+        let writer = try RedisConnection(url: orphan.url)
+        for i in 0..<500 { try writer.command("SET", "key:\(i)", "value \(i)") }
+        try writer.command("XADD", "events", "*", "type", "last")
+
+        let successor = try RedisServerProcess(directory: directory)
+        defer { successor.destroy() }
+        //X
+        #expect(orphan.hasExited(), "the old server exited")
+        let reader = try RedisConnection(url: successor.url)
+        let info = try #require(reader.command("INFO", "server").string)
+        #expect(info.contains("process_id:\(try #require(successor.processID))\r\n"))
+        #expect(try reader.command("DBSIZE") == .integer(501))
+        #expect(try reader.command("GET", "key:499").string == "value 499")
+        #expect(try reader.command("XLEN", "events") == .integer(1))
+
+        // A restart of the successor finds nothing left over.
+        try successor.restart()
+        //Y
+        #expect(try RedisConnection(url: successor.url).command("DBSIZE") == .integer(501))
+    }
+
     /// A server that outlives its parent must not hold the parent's files open: Foundation's
     /// `Process` waits for EOF on a socket its child inherited, so the parent would never be seen
     /// to exit.
