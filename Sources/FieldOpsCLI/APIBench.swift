@@ -16,9 +16,9 @@ struct APIBench: AsyncParsableCommand {
         commandName: "api",
         abstract: "Load the JSON API: /healthz ceiling, single and batched location writes, p99 at half load, redis-benchmark XADD.",
         discussion: """
-            Starts a private redis-server (unix socket, AOF on), a document store in a temporary
-            directory, the projector and the HTTP server on a free loopback port, exactly as
-            `fieldops serve` wires them, then drives it with a built-in keep-alive load generator
+            Starts a private redis-server (unix socket, AOF on), a document store in a temporary \
+            directory, the projector and the HTTP server on a free loopback port, exactly as \
+            `fieldops serve` wires them, then drives it with a built-in keep-alive load generator \
             on the same machine. Build in release mode for real figures:
 
               swift run -c release fieldops bench api

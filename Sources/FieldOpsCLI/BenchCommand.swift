@@ -19,8 +19,8 @@ struct StreamsBench: AsyncParsableCommand {
         commandName: "streams",
         abstract: "XADD one at a time and pipelined, and consume+ack, beside redis-benchmark.",
         discussion: """
-            Without --redis-url a private redis-server (unix socket, AOF on, as `fieldops serve` runs it)
-            is started in a temporary directory and removed afterwards. Build in release mode for real
+            Without --redis-url a private redis-server (unix socket, AOF on, as `fieldops serve` runs it) \
+            is started in a temporary directory and removed afterwards. Build in release mode for real \
             figures:
 
               swift run -c release fieldops bench streams

@@ -17,15 +17,16 @@ struct FanoutBench: AsyncParsableCommand {
         commandName: "fanout",
         abstract: "WebSocket fan-out: deliveries/s and publish→receive latency with N subscribers; server RSS with idle sockets.",
         discussion: """
-            Starts a private redis-server and `fieldops serve` as a separate process (so its memory
-            is measured alone), opens --subscribers WebSockets on one chat room, and posts chat
-            messages through the API at fixed rates. Latency runs from just before the POST to
-            the subscriber's receipt. Then it opens --idle connected sockets and reads the
-            server's RSS. Subscribers, publisher and server share the machine. Build in release
+            Starts a private redis-server and `fieldops serve` as a separate process (so its memory \
+            is measured alone), opens --subscribers WebSockets on one chat room, and posts chat \
+            messages through the API at fixed rates. Latency runs from just before the POST to \
+            the subscriber's receipt. Then it opens --idle connected sockets and reads the \
+            server's RSS. Subscribers, publisher and server share the machine. Build in release \
             mode for real figures:
 
               swift run -c release fieldops bench fanout
-              swift run -c release fieldops bench fanout --subscribers 500 --duration 10 --idle 2000
+              swift run -c release fieldops bench fanout --subscribers 500 \\
+                  --duration 10 --idle 2000
             """
     )
 

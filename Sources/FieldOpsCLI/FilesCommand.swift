@@ -24,9 +24,9 @@ struct FilesCommand: AsyncParsableCommand {
             commandName: "gc",
             abstract: "Find bytes without metadata, metadata without bytes, leftovers of unfinished writes and expired uploads.",
             discussion: """
-                Every tenant is checked. Without --apply nothing changes. With it, stray bytes and
-                leftovers are removed, expired uploads dropped, and each file whose bytes are gone
-                gets a file.deleted event (by: gc) in its owner's stream, which the running server
+                Every tenant is checked. Without --apply nothing changes. With it, stray bytes and \
+                leftovers are removed, expired uploads dropped, and each file whose bytes are gone \
+                gets a file.deleted event (by: gc) in its owner's stream, which the running server \
                 projects. Anything younger than --min-age is left alone: it may be a write in flight.
                 """
         )

@@ -13,11 +13,12 @@ struct ProjectionsBench: AsyncParsableCommand {
         commandName: "projections",
         abstract: "Projection throughput and indexed query latency at 1M documents, beside raw SQLite.",
         discussion: """
-            Without --redis-url a private redis-server is started and removed afterwards. The
+            Without --redis-url a private redis-server is started and removed afterwards. The \
             1M-document collection is built once per --storage directory and reused by later runs.
 
               swift run -c release fieldops bench projections
-              swift run -c release fieldops bench projections --storage /tmp/fo-bench --events 200000
+              swift run -c release fieldops bench projections \\
+                  --storage /tmp/fo-bench --events 200000
             """
     )
 

@@ -11,13 +11,14 @@ struct ReplayBench: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Read, merge and fold a window of N entries, beside raw XRANGE … COUNT 1000 reads.",
         discussion: """
-            Writes N entries of a simulated hour (fixes of --workers workers, task lifecycles, chat,
-            stock) into the streams of tenant bench, then measures on the same Redis: raw XRANGE
-            pages over every stream (the reference), the merged timeline (`fieldops replay`'s
-            reader), and the fold into an in-memory store (`fieldops replay --at`), with the
+            Writes N entries of a simulated hour (fixes of --workers workers, task lifecycles, chat, \
+            stock) into the streams of tenant bench, then measures on the same Redis: raw XRANGE \
+            pages over every stream (the reference), the merged timeline (`fieldops replay`'s \
+            reader), and the fold into an in-memory store (`fieldops replay --at`), with the \
             process's resident memory before and after each. Build in release mode:
 
-              swift build -c release && .build/release/fieldops bench replay --entries 1000000
+              swift build -c release
+              .build/release/fieldops bench replay --entries 1000000
             """
     )
 

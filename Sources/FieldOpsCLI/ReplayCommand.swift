@@ -8,15 +8,15 @@ struct ReplayCommand: AsyncParsableCommand {
         commandName: "replay",
         abstract: "Replay a tenant's streams between two instants as one timeline.",
         discussion: """
-            Reads every stream of the tenant (or those the filters need) by id
-            range (stream ids are milliseconds) and merges them in id order. The
-            top of the output says plainly when a stream no longer holds all of
-            the window (entries trimmed or deleted) or began inside it. The same
+            Reads every stream of the tenant (or those the filters need) by id \
+            range (stream ids are milliseconds) and merges them in id order. The \
+            top of the output says plainly when a stream no longer holds all of \
+            the window (entries trimmed or deleted) or began inside it. The same \
             window prints the same bytes every time.
 
-            Times: 2026-11-22T14:00:00Z, 2026-11-22T15:00+01:00,
-            "2026-11-22 14:00" (in --tz, default the local zone),
-            "2026-11-22 14:00 Europe/Berlin", 14:00 (today), "2h ago", now.
+            Times: 2026-11-22T14:00:00Z, 2026-11-22T15:00+01:00, \
+            "2026-11-22 14:00" (in --tz, default the local zone), \
+            "2026-11-22 14:00 Europe/Berlin", 14:00 (today), "2h ago", now. \
             A leading minus needs the = form: --from=-2h, --from=-90m.
 
             Examples:

@@ -12,17 +12,17 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the FieldOps server.",
         discussion: """
-            With no Redis URL, starts and supervises its own redis-server (unix socket, AOF on) under
-            STORAGE/redis/; SQLite lives at STORAGE/fieldops.sqlite. SIGTERM or Ctrl-C shuts down
-            gracefully: in-flight requests and the projector's batch finish, then Redis stops.
-            Work still running \(Int(Self.shutdownGrace.components.seconds)) s after the signal is cancelled, and a
+            With no Redis URL, starts and supervises its own redis-server (unix socket, AOF on) under \
+            STORAGE/redis/; SQLite lives at STORAGE/fieldops.sqlite. SIGTERM or Ctrl-C shuts down \
+            gracefully: in-flight requests and the projector's batch finish, then Redis stops. \
+            Work still running \(Int(Self.shutdownGrace.components.seconds)) s after the signal is cancelled, and a \
             connection a client never lets go cannot hold the process past 15 s.
 
             Examples:
               fieldops serve
               fieldops serve --host 0.0.0.0 --port 8080 --storage /var/lib/fieldops
               FIELDOPS_REDIS_URL=redis://redis.internal:6379/0 fieldops serve
-              FIELDOPS_LOG_LEVEL=debug fieldops serve     # trace, debug, info (default), notice, warning, error
+              FIELDOPS_LOG_LEVEL=debug fieldops serve   # default info; or trace, warning
             """
     )
 

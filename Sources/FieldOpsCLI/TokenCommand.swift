@@ -19,7 +19,8 @@ struct TokenCommand: AsyncParsableCommand {
                 Examples:
                   fieldops token create --tenant acme --sub dispatcher-7 --role dispatcher
                   fieldops token create --tenant acme --sub w-42 --role worker --ttl 3600
-                  curl -H "Authorization: Bearer $(fieldops token create --tenant acme --sub me --role admin)" http://127.0.0.1:8080/v1/me
+                  TOKEN=$(fieldops token create --tenant acme --sub me --role admin)
+                  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/me
                 """
         )
         @Option(help: "Tenant the token is scoped to.") var tenant: String

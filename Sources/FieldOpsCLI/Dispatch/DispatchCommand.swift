@@ -11,8 +11,8 @@ struct DispatchCommand: AsyncParsableCommand {
         commandName: "dispatch",
         abstract: "The dispatcher's live board: workers, tasks, chat and alerts, with a command line.",
         discussion: """
-            Needs a dispatcher token: --token, $FIELDOPS_TOKEN, or a config file
-            (default ~/.config/fieldops/dispatch.json) holding
+            Needs a dispatcher token: --token, $FIELDOPS_TOKEN, or a config file \
+            (default ~/.config/fieldops/dispatch.json) holding \
             {"server": "http://…", "token": "…"}.
 
             Examples:
@@ -21,8 +21,8 @@ struct DispatchCommand: AsyncParsableCommand {
               fieldops dispatch --server http://127.0.0.1:8080 --token $TOKEN
               fieldops dispatch --once --width 120 --height 40   # as text
 
-            Keys: Tab moves between panes, arrows select, Enter shows details
-            (opens a room in Chat), / filters, : or any letter starts a
+            Keys: Tab moves between panes, arrows select, Enter shows details \
+            (opens a room in Chat), / filters, : or any letter starts a \
             command, Tab completes ids, ? lists everything, q quits.
 
             Commands:

@@ -12,12 +12,12 @@ struct SimulateCommand: AsyncParsableCommand {
         commandName: "simulate",
         abstract: "Send realistic field traffic to a tenant through the API, for demos and load.",
         discussion: """
-            Workers walk or drive along routes around --center with GPS noise,
-            battery drain and dead spots (their positions arrive together when
-            the signal is back); tasks are created near workers, assigned,
-            accepted, worked and completed; the ops room chats; stock is used
-            and restocked; now and then an alert. The same --seed sends the same
-            events. Needs a dispatcher (or service) token. Use a fresh tenant or
+            Workers walk or drive along routes around --center with GPS noise, \
+            battery drain and dead spots (their positions arrive together when \
+            the signal is back); tasks are created near workers, assigned, \
+            accepted, worked and completed; the ops room chats; stock is used \
+            and restocked; now and then an alert. The same --seed sends the same \
+            events. Needs a dispatcher (or service) token. Use a fresh tenant or \
             another seed to run again: task ids are S{seed}-{n}.
 
             Examples:
