@@ -3,6 +3,7 @@ import DocumentStore
 import FieldOpsServer
 import Foundation
 import Logging
+import NIOCore
 import Projections
 import ServiceLifecycle
 
@@ -118,16 +119,38 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             logger.warning("could not clear presence left by this node's last run", metadata: ["error": "\(error)"])
         }
-        let app = buildApplication(dependencies, services: services, logger: logger)
-        let base = "http://\(configuration.host):\(configuration.port)"
-        logger.notice("FieldOps listening on \(base)")
-        logger.notice("get a token: TOKEN=$(fieldops token create --tenant demo --sub me --role dispatcher --storage \(configuration.storage.path)); curl -H \"Authorization: Bearer $TOKEN\" \(base)/v1/me")
+        let app = buildApplication(dependencies, services: services, logger: logger) { [configuration, logger] port in
+            let base = "http://\(configuration.host):\(port)"
+            logger.notice("FieldOps listening on \(base)")
+            logger.notice("get a token: TOKEN=$(fieldops token create --tenant demo --sub me --role dispatcher --storage \(configuration.storage.path)); curl -H \"Authorization: Bearer $TOKEN\" \(base)/v1/me")
+        }
         // The watchdog comes last, so it is the first told of the shutdown.
         let watchdog = ShutdownWatchdog(limit: Self.shutdownGrace + .seconds(5), logger: logger)
         var group = ServiceGroupConfiguration(services: [app, watchdog], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = Self.shutdownGrace
-        try await ServiceGroup(configuration: group).run()
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch let error as IOError {
+            throw Self.cannotListen(error, host: configuration.host, port: configuration.port) ?? error
+        } catch let error as SocketAddressError.UnknownHost {
+            throw CommandFailure("cannot listen on \(error.host):\(error.port): the host name does not resolve (\(error.errorDescription)); give an address or a known name with --host")
+        }
         dependencies.close()
+    }
+
+    /// The plain reason a bind failed, or nil when `error` is not one.
+    static func cannotListen(_ error: IOError, host: String, port: Int) -> CommandFailure? {
+        let address = "cannot listen on \(host):\(port)"
+        switch error.errnoCode {
+        case EADDRINUSE:
+            return CommandFailure("\(address): the port is in use (by another fieldops serve or another program); choose another with --port or FIELDOPS_PORT")
+        case EACCES:
+            return CommandFailure("\(address): permission denied (ports below 1024 need privileges); choose a higher one with --port")
+        case EADDRNOTAVAIL:
+            return CommandFailure("\(address): \(host) is not an address of this machine; use 127.0.0.1, 0.0.0.0 for every interface, or one of its own with --host")
+        default:
+            return nil
+        }
     }
 }
 

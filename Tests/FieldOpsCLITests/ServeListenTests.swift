@@ -1,0 +1,29 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// `fieldops serve` on an address it cannot have.
+@Suite("fieldops serve without its address")
+final class ServeListenTests {
+    let programs = FieldOpsProcesses()
+
+    @Test(.timeLimit(.minutes(2)))
+    func aTakenPortIsExplainedAndNothingIsLeftRunning() async throws {
+        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        defer { holder.close(promise: nil) }
+        let port = try #require(holder.localAddress?.port)
+
+        let server = try programs.start(log: "serve.log", ["serve", "--host", "127.0.0.1", "--port", String(port), "--storage", programs.storage.path])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while server.isRunning {
+            try #require(ContinuousClock.now < deadline, "fieldops serve exits when it cannot listen")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let log = programs.serverLog
+        #expect(server.terminationStatus == 1)
+        #expect(log.contains("Error: cannot listen on 127.0.0.1:\(port): the port is in use"), "\(log)")
+        #expect(!log.contains("listening on"), "it never claims to listen: \(log)")
+        #expect(log.contains("embedded redis-server stopped"))
+    }
+}
