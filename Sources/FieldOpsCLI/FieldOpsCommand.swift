@@ -1,4 +1,5 @@
 import ArgumentParser
+import Redis
 
 /// The `fieldops` command line.
 public struct FieldOpsCommand: AsyncParsableCommand {
@@ -13,4 +14,29 @@ public struct FieldOpsCommand: AsyncParsableCommand {
     )
 
     public init() {}
+
+    /// Parses and runs as `AsyncParsableCommand.main` does; a command that could not reach Redis
+    /// also says where to look.
+    public static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: advising(error))
+        }
+    }
+
+    /// `error`, with the advice for an unreachable Redis when that is what it says.
+    static func advising(_ error: any Error) -> any Error {
+        let text = "\(error)"
+        guard text.contains(RedisError.Code.connectionFailed.rawValue), text.contains("cannot connect to") else { return error }
+        return CommandFailure("""
+            \(text)
+            Is `fieldops serve` running here? Point to another Redis with --redis-url or FIELDOPS_REDIS_URL.
+            """)
+    }
 }

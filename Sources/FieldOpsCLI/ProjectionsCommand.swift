@@ -12,6 +12,16 @@ struct StorageOptions: ParsableArguments {
         let directory = storage ?? ProcessInfo.processInfo.environment["FIELDOPS_STORAGE"] ?? (FileManager.default.currentDirectoryPath + "/storage")
         return URL(fileURLWithPath: directory).appendingPathComponent("fieldops.sqlite").path
     }
+
+    /// `databasePath` when a store is there: inspecting must not leave an empty one behind in
+    /// the wrong directory.
+    func existingDatabasePath() throws -> String {
+        let path = databasePath
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CommandFailure("no document store at \(path); give the server's data directory with --storage or FIELDOPS_STORAGE")
+        }
+        return path
+    }
 }
 
 /// `fieldops projections`: the SQLite read model built from the streams.
@@ -38,7 +48,7 @@ struct ProjectionsCommand: AsyncParsableCommand {
         @Flag(help: "Every tenant, not only --tenant.") var allTenants = false
 
         func run() async throws {
-            let store = try DocumentStore(path: storage.databasePath)
+            let store = try DocumentStore(path: storage.existingDatabasePath())
             let statuses = try await ProjectionMaintenance.status(
                 redisURL: connection.resolvedRedisURL, store: store, group: group, tenant: allTenants ? nil : connection.resolvedTenant
             )

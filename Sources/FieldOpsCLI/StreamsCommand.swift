@@ -35,16 +35,14 @@ struct StreamsSession {
         groups = try ConsumerGroupManager(pool: pool, tenant: options.resolvedTenant)
     }
 
-    /// Runs `body`, turning "cannot connect" into advice.
+    /// Runs `body`; a stream error is printed as its message (`FieldOpsCommand.advising` adds the
+    /// advice when Redis could not be reached).
     func run<T>(_ options: ConnectionOptions, _ body: () async throws -> T) async throws -> T {
         defer { pool.close() }
         do {
             return try await body()
         } catch let error as StreamError where error.message.contains(RedisError.Code.connectionFailed.rawValue) {
-            throw CommandFailure("""
-                \(error.message)
-                Is `fieldops serve` running? Point to another Redis with --redis-url or FIELDOPS_REDIS_URL.
-                """)
+            throw CommandFailure(error.message)
         } catch let error as StreamError {
             throw CommandFailure(error.message + " (\(error.code))")
         }

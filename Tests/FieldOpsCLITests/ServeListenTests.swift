@@ -1,3 +1,4 @@
+@testable import FieldOpsCLI
 import Foundation
 import NIOCore
 import NIOPosix
@@ -25,5 +26,19 @@ final class ServeListenTests {
         #expect(log.contains("Error: cannot listen on 127.0.0.1:\(port): the port is in use"), "\(log)")
         #expect(!log.contains("listening on"), "it never claims to listen: \(log)")
         #expect(log.contains("embedded redis-server stopped"))
+    }
+}
+
+/// `fieldops dispatch` and `fieldops simulate` pointed at a server that is not running.
+@Suite("fieldops clients without a server")
+struct UnreachableServerTests {
+    @Test func aRefusedConnectionIsSaidPlainly() async throws {
+        let port = try ServerProcess.freePort()
+        let session = DispatchSession(server: "http://127.0.0.1:\(port)", token: "-", logger: .init(label: "test"))
+        await #expect {
+            _ = try await session.call(.GET, "/v1/me")
+        } throws: { error in
+            "\(error)" == "cannot reach http://127.0.0.1:\(port): nothing listens there (connection refused); is `fieldops serve` running, on that host and port?"
+        }
     }
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import DocumentStore
 import FieldOpsServer
 import Projections
-import FieldOpsCLI
+@testable import FieldOpsCLI
 import Foundation
 import Redis
 import Streams
@@ -161,10 +161,15 @@ final class StreamsCommandTests {
         } throws: { error in
             "\(error)".contains("invalid_stream_name")
         }
-        await #expect {
-            _ = try await self.context.run(["streams", "list", "--redis-url", "unix:///tmp/fieldops-nowhere.sock"])
-        } throws: { error in
-            "\(error)".contains("Is `fieldops serve` running?")
+        // Every command that reads Redis says where to look when it cannot reach it.
+        let nowhere = ["--redis-url", "unix:///tmp/fieldops-nowhere.sock", "--tenant", "acme"]
+        for command in [["streams", "list"], ["replay", "--from=-1h"]] {
+            await #expect {
+                _ = try await self.context.run(command + nowhere)
+            } throws: { error in
+                let shown = "\(FieldOpsCommand.advising(error))"
+                return shown.contains("cannot connect to unix:///tmp/fieldops-nowhere.sock") && shown.contains("Is `fieldops serve` running here?")
+            }
         }
         #expect(throws: (any Error).self) {
             _ = try FieldOpsCommand.parseAsRoot(["streams", "pending", "s", "g", "--count", "0"])
@@ -214,6 +219,15 @@ final class ProjectionsCommandTests {
             try await producer.publish(eventType: "task.created", payload: #"{"taskId":"t\#(n)","title":"Task \#(n)"}"#)
         }
         try await producer.publish(eventType: "task.started", payload: #"{"taskId":"t0"}"#)
+        await #expect {
+            _ = try await self.projections("status")
+        } throws: { error in
+            "\(error)".contains("no document store at \(self.storage)/fieldops.sqlite")
+        }
+        #expect(!FileManager.default.fileExists(atPath: storage), "status leaves no empty store behind")
+        // A server that has not projected anything yet.
+        try FileManager.default.createDirectory(atPath: storage, withIntermediateDirectories: true)
+        _ = try DocumentStore(path: storage + "/fieldops.sqlite")
         let before = try await projections("status")
         #expect(before.contains("acme") && before.contains("taskAssignments") && before.contains("  6  "))
         let rebuilt = try await projections("rebuild")

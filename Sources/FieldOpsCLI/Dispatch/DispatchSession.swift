@@ -9,6 +9,14 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
+/// `HTTPClient.shared` but for the connect timeout: a refused connection is retried for 3 s,
+/// not the shared client's 90 s, so a server that is not running is reported promptly.
+private let cliHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration.singletonConfiguration
+    configuration.timeout.connect = .seconds(3)
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+}()
+
 /// The board as shared between the connection (which applies events) and the screen (which
 /// draws copies of it): a value under a lock, with a change counter so the screen redraws
 /// only when something changed.
@@ -78,9 +86,9 @@ final class DispatchSession: Sendable {
         }
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
+            response = try await cliHTTPClient.execute(request, timeout: .seconds(15))
         } catch {
-            throw Failure(description: "cannot reach \(server): \(error)")
+            throw Failure(description: unreachable(error))
         }
         let bytes = try await response.body.collect(upTo: 32 << 20)
         let json = (try? JSONValue(jsonText: String(buffer: bytes))) ?? .null
@@ -89,6 +97,19 @@ final class DispatchSession: Sendable {
             throw Failure(description: "\(response.status.code) \(message)")
         }
         return json
+    }
+
+    /// Why the server could not be reached, in plain words.
+    func unreachable(_ error: any Error) -> String {
+        let reason: String
+        if (error as? IOError)?.errnoCode == ECONNREFUSED {
+            reason = "nothing listens there (connection refused); is `fieldops serve` running, on that host and port?"
+        } else if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .connectTimeout {
+            reason = "no answer within 15 s"
+        } else {
+            reason = "\(error)"
+        }
+        return "cannot reach \(server): \(reason)"
     }
 
     /// Every page of a list (`name` holds the items), up to `cap` items.
