@@ -193,6 +193,16 @@ struct RedisServerProcessTests {
         #expect(try RedisConnection(url: successor.url).command("DBSIZE") == .integer(501))
     }
 
+    @Test func aDirectoryTooDeepForAUnixSocketIsRefusedPlainly() throws {
+        let directory = URL(fileURLWithPath: "/tmp/fo-" + String(repeating: "d", count: 100))
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect {
+            try RedisServerProcess(directory: directory)
+        } throws: { error in
+            "\(error)".contains("is 119 bytes, and a unix socket's may have at most 107; use a shorter data directory")
+        }
+    }
+
     /// A server that outlives its parent must not hold the parent's files open: Foundation's
     /// `Process` waits for EOF on a socket its child inherited, so the parent would never be seen
     /// to exit.
