@@ -7,9 +7,19 @@ public enum Console {
         print(line)
         fflush(nil)
     }
+
+    /// Receives each warning a command gives beside its output (standard error).
+    @TaskLocal public static var warn: @Sendable (String) -> Void = { line in
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
 }
 
 /// Writes a line through `Console`.
 func say(_ line: String) {
     Console.write(line)
+}
+
+/// Writes a warning through `Console`, apart from the output a script reads.
+func warn(_ line: String) {
+    Console.warn(line)
 }

@@ -96,20 +96,30 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as StorageLock.Held {
             throw CommandFailure(error.description)
         }
+        let store = try DocumentStore(path: configuration.databasePath)
+        let authority: TokenAuthority
+        do {
+            authority = try await TokenAuthority.load(storage: configuration.storage)
+        } catch let error as TokenAuthority.SecretFileError {
+            throw CommandFailure(error.description)
+        }
         var services: [any Service] = []
         let url: String
+        var supervisor: RedisSupervisor?
+        // A start-up that fails after Redis started must not leave it running; once the services
+        // run, the supervisor stops it itself and this is a no-op.
+        defer { supervisor?.server.stop() }
         if let redisURL = configuration.redisURL {
             url = redisURL
         } else {
-            let supervisor = try RedisSupervisor(directory: configuration.redisDirectory, logger: logger)
-            url = supervisor.url
-            services.append(supervisor)
-            logger.info("embedded redis-server running", metadata: ["socket": "\(supervisor.server.socketPath)"])
+            let embedded = try RedisSupervisor(directory: configuration.redisDirectory, logger: logger)
+            supervisor = embedded
+            url = embedded.url
+            services.append(embedded)
+            logger.info("embedded redis-server running", metadata: ["socket": "\(embedded.server.socketPath)"])
         }
-        let store = try DocumentStore(path: configuration.databasePath)
         let projector = try Projector(redisURL: url, store: store, configuration: .init(consumer: configuration.nodeName), logger: logger)
         services.append(ProjectorService(projector: projector))
-        let authority = try await TokenAuthority.load(storage: configuration.storage)
         let dependencies = try ServerDependencies(redisURL: url, store: store, projector: projector, authority: authority, configuration: configuration)
         services.append(NotifierService(dependencies: dependencies, logger: logger))
         services.append(UploadSweeper(files: dependencies.files, logger: logger))

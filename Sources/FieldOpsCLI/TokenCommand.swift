@@ -39,7 +39,18 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let directory = URL(fileURLWithPath: storage.databasePath).deletingLastPathComponent()
-            let authority = try await TokenAuthority.load(storage: directory)
+            let secret = TokenAuthority.secretFile(storage: directory).path
+            let isNew = !FileManager.default.fileExists(atPath: secret)
+            let authority: TokenAuthority
+            do {
+                authority = try await TokenAuthority.load(storage: directory)
+            } catch let error as TokenAuthority.SecretFileError {
+                throw CommandFailure(error.description)
+            }
+            if isNew {
+                // Run in the wrong directory, this makes a secret no running server knows.
+                warn("made a new signing secret at \(secret): only a fieldops serve with --storage \(directory.path) accepts this token")
+            }
             do {
                 say(try await authority.mint(tenant: tenant, subject: sub, role: Role(rawValue: role)!, lifetime: .seconds(ttl)))
             } catch let error as APIError {

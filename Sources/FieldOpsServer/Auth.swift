@@ -71,10 +71,26 @@ public final class TokenAuthority: Sendable {
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
     }
 
+    /// A secret file that is there but unusable. Never replaced silently: a new secret would
+    /// void every token issued so far.
+    public struct SecretFileError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Where `load` keeps the signing secret of a data directory.
+    public static func secretFile(storage: URL) -> URL {
+        storage.appendingPathComponent("jwt-secret")
+    }
+
     /// Reads the secret from `storage/jwt-secret`, creating it (random, mode 0600) on first start.
+    /// - Throws: `SecretFileError` when the file holds no base64 secret of at least 32 bytes.
     public static func load(storage: URL) async throws -> TokenAuthority {
-        let file = storage.appendingPathComponent("jwt-secret")
-        if let existing = try? Data(contentsOf: file), let decoded = Data(base64Encoded: String(decoding: existing, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
+        let file = secretFile(storage: storage)
+        if let existing = try? Data(contentsOf: file) {
+            guard let decoded = Data(base64Encoded: String(decoding: existing, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
+                  decoded.count >= 32 else {
+                throw SecretFileError(description: "\(file.path) must hold a base64 secret of at least 32 bytes; restore it, or delete it to have a new one made (tokens signed with the old one then stop working)")
+            }
             return try await TokenAuthority(secret: Array(decoded))
         }
         try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)

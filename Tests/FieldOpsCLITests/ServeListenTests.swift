@@ -27,6 +27,21 @@ final class ServeListenTests {
         #expect(!log.contains("listening on"), "it never claims to listen: \(log)")
         #expect(log.contains("embedded redis-server stopped"))
     }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aDamagedSecretStopsTheStartBeforeRedis() async throws {
+        try FileManager.default.createDirectory(at: programs.storage, withIntermediateDirectories: true)
+        try Data("truncated\n".utf8).write(to: programs.storage.appendingPathComponent("jwt-secret"))
+        let server = try programs.start(log: "serve.log", ["serve", "--port", String(try ServerProcess.freePort()), "--storage", programs.storage.path])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while server.isRunning {
+            try #require(ContinuousClock.now < deadline, "fieldops serve exits on a damaged secret")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(server.terminationStatus == 1)
+        #expect(programs.serverLog.contains("jwt-secret must hold a base64 secret of at least 32 bytes"), "\(programs.serverLog)")
+        #expect(!programs.serverLog.contains("embedded redis-server running"), "Redis was not started")
+    }
 }
 
 /// `fieldops dispatch` and `fieldops simulate` pointed at a server that is not running.

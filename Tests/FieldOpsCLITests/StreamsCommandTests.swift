@@ -246,14 +246,25 @@ struct TokenCommandTests {
     @Test func mintsATokenTheServerAccepts() async throws {
         let storage = NSTemporaryDirectory() + "fo-token-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: storage) }
-        let lines = Mutex<[String]>([])
-        let command = try FieldOpsCommand.parseAsRoot(["token", "create", "--tenant", "acme", "--sub", "w-42", "--role", "worker", "--storage", storage])
-        try await Console.$write.withValue({ line in lines.withLock { $0.append(line) } }) {
-            var asyncCommand = try #require(command as? AsyncParsableCommand)
-            try await asyncCommand.run()
+        /// The printed lines and warnings of one `token create` on the storage.
+        func create(sub: String) async throws -> (lines: [String], warnings: [String]) {
+            let lines = Mutex<[String]>([]), warnings = Mutex<[String]>([])
+            let command = try FieldOpsCommand.parseAsRoot(["token", "create", "--tenant", "acme", "--sub", sub, "--role", "worker", "--storage", storage])
+            try await Console.$write.withValue({ line in lines.withLock { $0.append(line) } }) {
+                try await Console.$warn.withValue({ line in warnings.withLock { $0.append(line) } }) {
+                    var asyncCommand = try #require(command as? AsyncParsableCommand)
+                    try await asyncCommand.run()
+                }
+            }
+            return (lines.withLock { $0 }, warnings.withLock { $0 })
         }
-        let token = try #require(lines.withLock { $0.first })
+        let first = try await create(sub: "w-42")
+        let token = try #require(first.lines.first)
         #expect(token.split(separator: ".").count == 3)
+        // A new secret is said to be new, on standard error, so a token minted in the wrong
+        // directory is not a mystery 401; the next token uses it without a word.
+        #expect(first.warnings == ["made a new signing secret at \(storage)/jwt-secret: only a fieldops serve with --storage \(storage) accepts this token"])
+        #expect(try await create(sub: "w-43").warnings.isEmpty)
         // The secret was created once and is reused: the same authority verifies the token.
         let authority = try await TokenAuthority.load(storage: URL(fileURLWithPath: storage))
         let identity = try await authority.verify(token)
@@ -264,5 +275,14 @@ struct TokenCommandTests {
         #expect(throws: (any Error).self) {
             _ = try FieldOpsCommand.parseAsRoot(["token", "create", "--tenant", "acme", "--sub", "x", "--role", "root"])
         }
+
+        // A damaged secret is refused, never replaced: a new one would void every token.
+        try Data("not a secret\n".utf8).write(to: URL(fileURLWithPath: secretFile))
+        await #expect {
+            _ = try await create(sub: "w-44")
+        } throws: { error in
+            "\(error)".contains("\(secretFile) must hold a base64 secret of at least 32 bytes")
+        }
+        #expect(try String(contentsOfFile: secretFile, encoding: .utf8) == "not a secret\n")
     }
 }
