@@ -148,8 +148,10 @@ struct ServeCommand: AsyncParsableCommand {
         dependencies.close()
     }
 
-    /// The plain reason a bind failed, or nil when `error` is not one.
+    /// The plain reason a bind failed, or nil when `error` is not one (NIO names the call that
+    /// failed only in the description).
     static func cannotListen(_ error: IOError, host: String, port: Int) -> CommandFailure? {
+        guard "\(error)".hasPrefix("bind(") else { return nil }
         let address = "cannot listen on \(host):\(port)"
         switch error.errnoCode {
         case EADDRINUSE:
