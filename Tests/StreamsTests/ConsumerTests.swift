@@ -270,17 +270,19 @@ final class ConsumerTests {
         #expect(try await context.groups().listGroups(stream: "locationUpdates").first?.pending == 0)
     }
 
-    @Test func cancellationIsNoticedWithinASecond() async throws {
+    /// Each read blocks at most 1 s, so a cancelled consumer stops long before a 30 s block would
+    /// end; the bound leaves room for a loaded machine (CI runs the suites in parallel).
+    @Test func cancellationIsNoticedLongBeforeTheBlockEnds() async throws {
         try await context.prepare("notifications", group: "notifier")
         var configuration = StreamConsumer.Configuration.fast
-        configuration.block = .seconds(5)
+        configuration.block = .seconds(30)
         let consumer = try context.consumer("notifications", group: "notifier", name: "node-1", configuration: configuration)
         let task = start(consumer) { _ in }
         try await Task.sleep(for: .milliseconds(300))
         let cancelled = ContinuousClock.now
         task.cancel()
         _ = await task.result
-        #expect(ContinuousClock.now - cancelled < .milliseconds(1500))
+        #expect(ContinuousClock.now - cancelled < .seconds(5))
     }
 
     @Test func keepsConsumingAcrossARedisRestart() async throws {
