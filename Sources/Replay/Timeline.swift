@@ -111,7 +111,9 @@ public final class TimelineReader: Sendable {
         self.to = to
         self.filter = filter
         self.keys = try StreamKeys(tenant: tenant)
-        self.pool = try RedisConnectionPool(url: redisURL, configuration: .init(maxConnections: 1))
+        // 3 s rides out a restart of the embedded Redis (well under a second) and still tells
+        // someone who asked the wrong Redis promptly; the pool's default is 10 s.
+        self.pool = try RedisConnectionPool(url: redisURL, configuration: .init(maxConnections: 1, connectDeadline: .seconds(3)))
     }
 
     deinit {
