@@ -145,11 +145,7 @@ public final class RedisServerProcess: @unchecked Sendable {
     /// first, so every write it acknowledged is in the files the new server loads.
     /// - Returns: its process id, or nil when nothing answered.
     private static func shutDownLeftover(socketPath: String) throws(RedisError) -> pid_t? {
-        guard let connection = try? RedisConnection(configuration: RedisConfiguration(endpoint: .unix(path: socketPath))),
-              let info = try? connection.send(["INFO", "server"]).string,
-              let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }),
-              let pid = pid_t(line.dropFirst("process_id:".count))
-        else { return nil }
+        guard let (connection, pid) = answering(socketPath: socketPath) else { return nil }
         if case .error(let message)? = try? connection.send(["SHUTDOWN"]) {
             throw RedisError(.connectionFailed, "a redis-server left running on \(socketPath) (pid \(pid)) refused to shut down: \(message)")
         }
@@ -163,8 +159,18 @@ public final class RedisServerProcess: @unchecked Sendable {
         return pid
     }
 
+    /// The process id of the redis-server answering on `socketPath`, with the connection that asked.
+    package static func answering(socketPath: String) -> (RedisConnection, pid_t)? {
+        guard let connection = try? RedisConnection(configuration: RedisConfiguration(endpoint: .unix(path: socketPath))),
+              let info = try? connection.send(["INFO", "server"]).string,
+              let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }),
+              let pid = pid_t(line.dropFirst("process_id:".count))
+        else { return nil }
+        return (connection, pid)
+    }
+
     /// True while `pid` runs; an exited process waiting to be reaped (a zombie) has stopped.
-    private static func isAlive(_ pid: pid_t) -> Bool {
+    package static func isAlive(_ pid: pid_t) -> Bool {
         #if os(Linux)
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return false }

@@ -67,6 +67,16 @@ final class FieldOpsProcesses {
         return process.terminationStatus
     }
 
+    /// Waits for `process` to exit by itself, up to a minute; the exit status.
+    func exitStatus(of process: Process, _ comment: Comment, sourceLocation: SourceLocation = #_sourceLocation) async throws -> Int32 {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while process.isRunning {
+            try #require(ContinuousClock.now < deadline, comment, sourceLocation: sourceLocation)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return process.terminationStatus
+    }
+
     /// The end of the server's log.
     var serverLog: String {
         let text = (try? String(contentsOf: storage.appendingPathComponent("serve.log"), encoding: .utf8)) ?? ""

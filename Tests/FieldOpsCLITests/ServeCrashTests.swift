@@ -11,13 +11,8 @@ final class ServeCrashTests {
     let programs = FieldOpsProcesses()
 
     /// The process id of the redis-server answering on the storage's socket, or nil.
-    func embeddedRedis() -> Int? {
-        let socket = programs.storage.appendingPathComponent("redis/redis.sock").path
-        guard let connection = try? RedisConnection(configuration: .init(endpoint: .unix(path: socket))),
-              let info = try? connection.command("INFO", "server").string,
-              let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") })
-        else { return nil }
-        return Int(line.dropFirst("process_id:".count))
+    func embeddedRedis() -> pid_t? {
+        RedisServerProcess.answering(socketPath: programs.storage.appendingPathComponent("redis/redis.sock").path)?.1
     }
 
     @Test(.timeLimit(.minutes(3)))
@@ -41,13 +36,12 @@ final class ServeCrashTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         let leftover = try #require(embeddedRedis(), "the killed server's redis-server outlives it")
-        defer { kill(pid_t(leftover), SIGKILL) }   // when the check below fails, not to outlive the test
+        defer { kill(leftover, SIGKILL) }   // when the check below fails, not to outlive the test
 
         _ = try await programs.serve(port: port)
         let successor = try #require(embeddedRedis())
         #expect(successor != leftover, "a new redis-server serves the storage")
-        #expect(kill(pid_t(leftover), 0) != 0 || (try? String(contentsOfFile: "/proc/\(leftover)/stat", encoding: .utf8))?.contains(") Z ") == true,
-                "the leftover redis-server has exited")
+        #expect(!RedisServerProcess.isAlive(leftover), "the leftover redis-server has exited")
         #expect(programs.serverLog.contains("shut down a redis-server left running on this storage"))
 
         let deadline = ContinuousClock.now + .seconds(30)
