@@ -104,7 +104,9 @@ final class DispatchSession: Sendable {
         let reason: String
         if (error as? IOError)?.errnoCode == ECONNREFUSED {
             reason = "nothing listens there (connection refused); is `fieldops serve` running, on that host and port?"
-        } else if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .connectTimeout {
+        } else if let error = error as? HTTPClientError, error == .connectTimeout {
+            reason = "no connection within 3 s (a host that does not answer, or a firewall)"
+        } else if let error = error as? HTTPClientError, error == .deadlineExceeded {
             reason = "no answer within 15 s"
         } else {
             reason = "\(error)"
