@@ -94,12 +94,14 @@ struct APIBench: AsyncParsableCommand {
 
         // Workers must exist before their positions are accepted.
         let workerIDs = (0..<workers).map { "w-\($0)" }
-        let setup = try HTTPLoad.Connection(host: "127.0.0.1", port: port)
-        for id in workerIDs {
-            let status = try setup.exchange(HTTPLoad.request("POST", "/v1/workers", host: host, token: token, json: #"{"workerId":"\#(id)","name":"Bench \#(id)"}"#))
-            guard status == 201 else { throw ValidationError("registering worker \(id) answered HTTP \(status)") }
+        try await HTTPLoad.offThePool {
+            let setup = try HTTPLoad.Connection(host: "127.0.0.1", port: port)
+            defer { setup.close() }
+            for id in workerIDs {
+                let status = try setup.exchange(HTTPLoad.request("POST", "/v1/workers", host: host, token: token, json: #"{"workerId":"\#(id)","name":"Bench \#(id)"}"#))
+                guard status == 201 else { throw ValidationError("registering worker \(id) answered HTTP \(status)") }
+            }
         }
-        setup.close()
         let phase = Duration.seconds(duration)
 
         let run = selectedPhases
@@ -107,7 +109,7 @@ struct APIBench: AsyncParsableCommand {
         var ceiling: HTTPLoad.Result?
         if run.contains("healthz") {
             let healthz = HTTPLoad.request("GET", "/healthz", host: host)
-            let result = load.run(connections: connections, duration: phase) { _, _ in healthz }
+            let result = await load.run(connections: connections, duration: phase) { _, _ in healthz }
             report("GET /healthz", result)
             figures.append("  /healthz ceiling:               \(Int(result.rate)) req/s")
             ceiling = result
@@ -115,7 +117,7 @@ struct APIBench: AsyncParsableCommand {
 
         let single = workerIDs.map { HTTPLoad.request("POST", "/v1/workers/\($0)/locations", host: host, token: token, json: #"{"lat":52.52,"lon":13.405,"accuracy":5,"speed":1.4}"#) }
         if run.contains("single") {
-            let singles = load.run(connections: connections, duration: phase) { connection, n in single[(connection * 7 + n) % single.count] }
+            let singles = await load.run(connections: connections, duration: phase) { connection, n in single[(connection * 7 + n) % single.count] }
             report("POST one location", singles)
             let share = ceiling.map { " = \(Self.percent(singles.rate / $0.rate)) of /healthz (target >= 60%)" } ?? ""
             figures.append("  single-location writes:         \(Int(singles.rate)) req/s\(share), p50 \(Self.ms(singles.percentile(0.5))), p99 \(Self.ms(singles.percentile(0.99)))")
@@ -124,7 +126,7 @@ struct APIBench: AsyncParsableCommand {
 
             if run.contains("half") {
                 let halfRate = singles.rate / 2
-                let steady = load.run(connections: connections, duration: phase, rate: halfRate) { connection, n in single[(connection * 11 + n) % single.count] }
+                let steady = await load.run(connections: connections, duration: phase, rate: halfRate) { connection, n in single[(connection * 11 + n) % single.count] }
                 report("POST one location at \(Int(halfRate))/s", steady)
                 _ = try await waitForProjection(redis.url)
                 figures.append("  single write at 50% load:       p50 \(Self.ms(steady.percentile(0.5))), p99 \(Self.ms(steady.percentile(0.99))) at \(Int(steady.rate)) req/s (target p99 <= 5 ms)")
@@ -136,7 +138,7 @@ struct APIBench: AsyncParsableCommand {
         if run.contains("batched") {
             let positions = (0..<batch).map { #"{"lat":\#(52 + Double($0) / 10_000),"lon":13.4,"accuracy":5}"# }.joined(separator: ",")
             let batches = workerIDs.map { HTTPLoad.request("POST", "/v1/workers/\($0)/locations", host: host, token: token, json: #"{"locations":[\#(positions)]}"#) }
-            let batched = load.run(connections: min(connections, 4), duration: phase) { connection, n in batches[(connection * 7 + n) % batches.count] }
+            let batched = await load.run(connections: min(connections, 4), duration: phase) { connection, n in batches[(connection * 7 + n) % batches.count] }
             report("POST \(batch) locations", batched)
             let drained = try await waitForProjection(redis.url)
             say("  (projection caught up in \(String(format: "%.1f", drained)) s: \(Int(Double(batched.completed * batch) / (batched.seconds + drained))) locations/s from request to SQLite)")
@@ -185,10 +187,13 @@ struct APIBench: AsyncParsableCommand {
     private func waitUntilServing(_ load: HTTPLoad, host: String) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
-            if let connection = try? HTTPLoad.Connection(host: "127.0.0.1", port: load.port) {
+            let port = load.port
+            let answered = try await HTTPLoad.offThePool {
+                guard let connection = try? HTTPLoad.Connection(host: "127.0.0.1", port: port) else { return false }
                 defer { connection.close() }
-                if (try? connection.exchange(HTTPLoad.request("GET", "/healthz", host: host))) == 200 { return }
+                return (try? connection.exchange(HTTPLoad.request("GET", "/healthz", host: host))) == 200
             }
+            if answered { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw ValidationError("the server did not start listening within 30 s")

@@ -133,13 +133,8 @@ struct FanoutBench: AsyncParsableCommand {
         let start = clock.now
         let load = HTTPLoad(host: "127.0.0.1", port: port)
         let seconds = duration
-        // HTTPLoad blocks its caller: a thread of its own, not one of the cooperative pool's.
-        let published = await withCheckedContinuation { (continuation: CheckedContinuation<HTTPLoad.Result, Never>) in
-            Thread {
-                continuation.resume(returning: load.run(connections: Self.publishers, duration: .seconds(seconds), rate: Double(rate)) { _, _ in
-                    HTTPLoad.request("POST", "/v1/rooms/bench/messages", host: host, token: token, json: #"{"text":"t=\#(DispatchTime.now().uptimeNanoseconds)"}"#)
-                })
-            }.start()
+        let published = await load.run(connections: Self.publishers, duration: .seconds(seconds), rate: Double(rate)) { _, _ in
+            HTTPLoad.request("POST", "/v1/rooms/bench/messages", host: host, token: token, json: #"{"text":"t=\#(DispatchTime.now().uptimeNanoseconds)"}"#)
         }
         guard published.failed == 0 else { throw CommandFailure("posting messages failed: \(published.firstFailure ?? "?")") }
         let publishing = (clock.now - start).secondsValue

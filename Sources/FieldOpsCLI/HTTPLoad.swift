@@ -52,7 +52,23 @@ struct HTTPLoad {
     }
 
     /// Runs `connections` connections for `duration`; `next(connection, n)` gives each request.
-    func run(connections: Int, duration: Duration, rate: Double? = nil, next: @escaping @Sendable (Int, Int) -> [UInt8]) -> Result {
+    ///
+    /// The connections run on threads of their own and the caller awaits them: blocking one of
+    /// the cooperative pool's threads (two on two cores) would take it from the server measured.
+    func run(connections: Int, duration: Duration, rate: Double? = nil, next: @escaping @Sendable (Int, Int) -> [UInt8]) async -> Result {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: runBlocking(connections: connections, duration: duration, rate: rate, next: next)) }.start()
+        }
+    }
+
+    /// Runs `body`, which blocks on sockets, on a thread of its own.
+    static func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Swift.Result { try body() }) }.start()
+        }
+    }
+
+    private func runBlocking(connections: Int, duration: Duration, rate: Double?, next: @escaping @Sendable (Int, Int) -> [UInt8]) -> Result {
         let results = (0..<connections).map { _ in ResultBox() }
         let start = ContinuousClock.now
         let end = start + duration
