@@ -63,6 +63,15 @@ final class RealtimeTests: Sendable {
             let garbage = try await rawExchange(port: port, "NOT HTTP AT ALL\r\n\r\n")
             #expect(garbage.hasPrefix("HTTP/1.1 400"), "\(garbage.prefix(300))")
             #expect(garbage.contains(#""code":"malformed_request""#))
+            // So is one the decoder refuses later on a keep-alive connection, after the answers
+            // before it.
+            let later = try await rawExchange(port: port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
+            let answers = later.components(separatedBy: "HTTP/1.1 ").dropFirst()
+            #expect(answers.count == 2 && answers.first?.hasPrefix("200") == true, "\(later.prefix(600))")
+            #expect(answers.last?.hasPrefix("400") == true && answers.last?.contains(#""code":"malformed_request""#) == true, "\(later.prefix(600))")
+            #expect(answers.last?.lowercased().contains("content-type: application/json") == true)
+            let longHead = try await rawExchange(port: port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /v1/live/\(String(repeating: "a", count: 100_000)) HTTP/1.1\r\n\r\n")
+            #expect(longHead.contains("HTTP/1.1 431") && longHead.contains(#""code":"request_head_too_large""#), "\(longHead.prefix(600))")
         }
     }
 

@@ -74,6 +74,7 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(ParserErrorAnswer())
                         try channel.pipeline.syncOperations.addHandlers(self.http1.additionalChannelHandlers())
                         try channel.pipeline.syncOperations.addHandler(
                             HTTPConnectionStateHandler(idleTimeout: self.http1.idleTimeout.map { .init($0) }, logger: logger)
@@ -141,7 +142,8 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
 /// not arrived after `headTimeout` a 408, each closing the connection. The upgrade handler waits
 /// for a complete head before anything else runs, and the idle timeout starts only after it, so
 /// without this such a connection would hang unanswered; from the first complete head on,
-/// Hummingbird answers parser errors and closes idle connections itself.
+/// Hummingbird answers parser errors (in JSON through `ParserErrorAnswer`) and closes idle
+/// connections itself.
 final class FirstRequestGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -172,12 +174,17 @@ final class FirstRequestGuard: ChannelInboundHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let parserError = error as? HTTPParserError else { return context.fireErrorCaught(error) }
         deadline?.cancel()
-        let tooLarge = parserError == .headerOverflow
-        answer(context, APIError(
-            tooLarge ? .init(code: 431, reasonPhrase: "Request Header Fields Too Large") : .badRequest,
-            code: tooLarge ? "request_head_too_large" : "malformed_request",
-            message: tooLarge ? "the request line and headers are at most 80 KiB" : "the request is not valid HTTP/1.1"
-        ))
+        answer(context, Self.refusal(of: parserError))
+    }
+
+    /// The answer to a request the HTTP decoder refused.
+    static func refusal(of error: HTTPParserError) -> APIError {
+        error == .headerOverflow
+            ? APIError(
+                .init(code: 431, reasonPhrase: "Request Header Fields Too Large"), code: "request_head_too_large",
+                message: "the request line and headers are at most 80 KiB"
+            )
+            : APIError(.badRequest, code: "malformed_request", message: "the request is not valid HTTP/1.1")
     }
 
     private func answer(_ context: ChannelHandlerContext, _ error: APIError) {
@@ -191,5 +198,36 @@ final class FirstRequestGuard: ChannelInboundHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+}
+
+/// Gives the answer to a request the decoder refuses after the first (the guard above answers
+/// the first) the API's JSON error: Hummingbird answers such a request with an empty 400 and
+/// closes. Its answer still goes out in order, after the responses before it; only its head and
+/// body are replaced here.
+final class ParserErrorAnswer: ChannelDuplexHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private var refusal: APIError?
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parserError = error as? HTTPParserError { refusal = FirstRequestGuard.refusal(of: parserError) }
+        context.fireErrorCaught(error)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard let refusal, case .head(let head) = unwrapOutboundIn(data), head.status == .badRequest else {
+            return context.write(data, promise: promise)
+        }
+        self.refusal = nil
+        let body = ByteBuffer(string: refusal.body.jsonText)
+        var answer = HTTPResponse(status: refusal.status, headerFields: head.headerFields)
+        answer.headerFields[.contentType] = "application/json; charset=utf-8"
+        answer.headerFields[.contentLength] = String(body.readableBytes)
+        context.write(wrapOutboundOut(.head(answer)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: promise)
     }
 }
