@@ -19,6 +19,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// Bound on every read and write; blocking commands must block for less than this.
     public var commandTimeout: Duration
 
+    /// The longest unix socket path: `sockaddr_un` holds 108 bytes with the terminating NUL.
+    public static let maxSocketPathBytes = 107
+
     public init(
         endpoint: Endpoint,
         username: String? = nil,
@@ -67,6 +70,10 @@ public struct RedisConfiguration: Sendable, Hashable {
             let path = components.path
             guard path.hasPrefix("/") else {
                 throw RedisError(.invalidURL, "'\(url)' needs an absolute socket path: unix:///path/to/socket")
+            }
+            // Longer paths would be cut short by the connect and name another file.
+            guard path.utf8.count <= Self.maxSocketPathBytes else {
+                throw RedisError(.invalidURL, "the socket path \(path) is \(path.utf8.count) bytes, and a unix socket's may have at most \(Self.maxSocketPathBytes)")
             }
             endpoint = .unix(path: path)
             if let db = components.queryItems?.first(where: { $0.name == "db" })?.value {

@@ -45,9 +45,9 @@ public final class RedisServerProcess: @unchecked Sendable {
         guard let executable = Self.findExecutable("redis-server") else {
             throw RedisError(.connectionFailed, "redis-server is not on PATH; run scripts/setup.sh to install it")
         }
-        // sockaddr_un holds 108 bytes with the terminating NUL; redis-server would only log it.
-        guard socketPath.utf8.count < 108 else {
-            throw RedisError(.connectionFailed, "the socket path \(socketPath) is \(socketPath.utf8.count) bytes, and a unix socket's may have at most 107; use a shorter data directory (or a symbolic link to it)")
+        // redis-server would only log it.
+        guard socketPath.utf8.count <= RedisConfiguration.maxSocketPathBytes else {
+            throw RedisError(.connectionFailed, "the socket path \(socketPath) is \(socketPath.utf8.count) bytes, and a unix socket's may have at most \(RedisConfiguration.maxSocketPathBytes); use a shorter data directory (or a symbolic link to it)")
         }
         stoppedLeftover = try Self.shutDownLeftover(socketPath: socketPath)
         let arguments = [

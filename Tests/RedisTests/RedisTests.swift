@@ -32,7 +32,7 @@ struct RedisConfigurationTests {
         #expect(configuration.database == 2)
     }
 
-    @Test(arguments: ["http://localhost", "redis://", "redis://host/abc", "unix://relative", "not a url", "redis://host:99999"])
+    @Test(arguments: ["http://localhost", "redis://", "redis://host/abc", "unix://relative", "not a url", "redis://host:99999", "unix:///" + String(repeating: "d", count: 103) + ".sock"])
     func rejectsInvalidURLs(url: String) {
         #expect {
             try RedisConfiguration(url: url)
