@@ -67,6 +67,9 @@ public final class Projector: Sendable {
         var stopRequested = false
         /// A waiter asked about a stream not yet known: look for new streams now.
         var discoveryRequested = false
+        /// The connection (its `CLIENT ID`) of a blocking read under way, which a request for
+        /// discovery ends early: the read may block for up to `block` on the known streams.
+        var blockedReader: Int?
     }
 
     public init(
@@ -120,7 +123,12 @@ public final class Projector: Sendable {
                 let (count, next) = try await pipelineStep(committing: pending)
                 pending = next
                 if count == 0, streams.isEmpty {
-                    try await Task.sleep(for: min(configuration.block, .seconds(1)))
+                    // Nothing to block on: wait in slices, so a write to the first stream is
+                    // looked for as soon as a waiter asks.
+                    let until = ContinuousClock.now + min(configuration.block, .seconds(1))
+                    while ContinuousClock.now < until, !shouldStop, !state.withLock({ $0.discoveryRequested }) {
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
                 }
                 backoff = .milliseconds(100)
             } catch let error as StreamError where error.isRedisFailure {
@@ -244,10 +252,20 @@ public final class Projector: Sendable {
         keys.reserveCapacity(positions.count)
         for position in positions { keys.append(try StreamKeys(tenant: position.tenant).stream(position.stream)) }
         let blockMilliseconds = String(max(1, min(configuration.block, .seconds(1)).milliseconds))
-        let command = ["XREADGROUP", "GROUP", configuration.group, configuration.consumer, "COUNT", String(configuration.batchSize)]
-            + (id == ">" ? ["BLOCK", blockMilliseconds] : []) + ["STREAMS"] + keys + Array(repeating: id, count: keys.count)
-        let streams = try await pool.withConnection { connection in
-            try connection.send(command) { reply -> [(key: String, records: [StreamRecord])]? in
+        let head = ["XREADGROUP", "GROUP", configuration.group, configuration.consumer, "COUNT", String(configuration.batchSize)]
+        let tail = ["STREAMS"] + keys + Array(repeating: id, count: keys.count)
+        let streams = try await pool.withConnection { [self] connection in
+            var block = id == ">"
+            if block, let reader = try? connection.clientID() {
+                // Not at all when a discovery is already asked for (its wake-up may have come
+                // before this read).
+                block = state.withLock { state in
+                    state.blockedReader = reader
+                    return !state.discoveryRequested
+                }
+            }
+            defer { if block { state.withLock { $0.blockedReader = nil } } }
+            return try connection.send(head + (block ? ["BLOCK", blockMilliseconds] : []) + tail) { reply -> [(key: String, records: [StreamRecord])]? in
                 // A stream was deleted (or its group destroyed) since discovery.
                 if let message = reply.errorMessage, message.hasPrefix("NOGROUP") { return nil }
                 return try reply.multiStreamEntries()
@@ -290,12 +308,12 @@ public final class Projector: Sendable {
                 await withCheckedContinuation { continuation in
                     let satisfied = self.state.withLock { state -> Bool in
                         if let applied = state.applied[position], !streamID(applied, isLessThan: id) { return true }
-                        // A write to a new stream (a new room, a new tenant) need not wait for the next discovery round.
-                        if !state.streams.contains(position) { state.discoveryRequested = true }
                         state.waiters[key] = (position, id, continuation)
                         return false
                     }
                     if satisfied { continuation.resume(returning: true) }
+                    // A write to a new stream (a new room, a new tenant) need not wait for the next discovery round.
+                    self.requestDiscovery(of: position)
                 }
             }
             group.addTask {
@@ -308,6 +326,33 @@ public final class Projector: Sendable {
             waiter?.continuation.resume(returning: false)
             group.cancelAll()
             return first
+        }
+    }
+
+    /// Tells the projector of an append on this node: a stream it does not read yet is looked
+    /// for at once instead of at the next discovery round (up to `discoveryInterval` later).
+    public func noteAppend(tenant: String, stream: String) {
+        requestDiscovery(of: StreamPosition(tenant: tenant, stream: stream))
+    }
+
+    /// Asks the loop to look for new streams unless `position` is read already, ending a
+    /// blocking read under way with `CLIENT UNBLOCK` (as if it timed out).
+    private func requestDiscovery(of position: StreamPosition) {
+        let reader = state.withLock { state -> Int? in
+            // Whoever asked first wakes the reader; a burst of writes to a new room sends one wake-up.
+            guard !state.streams.contains(position), !state.discoveryRequested else { return nil }
+            state.discoveryRequested = true
+            return state.blockedReader
+        }
+        guard let reader else { return }
+        Task { [self] in
+            // The read may not have reached Redis yet: then nothing is blocked, so try again
+            // while the same read is still marked as under way.
+            for _ in 0..<5 {
+                let unblocked = try? await pool.withConnection { try $0.command("CLIENT", "UNBLOCK", String(reader)).int }
+                guard unblocked == 0, state.withLock({ $0.blockedReader == reader && $0.discoveryRequested }) else { return }
+                try? await Task.sleep(for: .milliseconds(2))
+            }
         }
     }
 

@@ -15,6 +15,7 @@ public final class RedisConnection: Sendable {
     /// The queue that async callers run blocking work on; one per connection.
     let queue: DispatchQueue
     fileprivate let handle: Mutex<Handle>
+    private let serverClientID = Mutex<Int?>(nil)
 
     /// Owns the `redisContext*`; freed exactly once, by `deinit` or `close()`.
     fileprivate struct Handle {
@@ -169,6 +170,15 @@ public final class RedisConnection: Sendable {
         var buffer = CommandBuffer()
         buffer.append(bytes: arguments)
         return try pipeline(buffer)[0]
+    }
+
+    /// The server's id of this connection (`CLIENT ID`, asked once): what another connection
+    /// passes to `CLIENT UNBLOCK` to end a blocking read of this one early.
+    public func clientID() throws(RedisError) -> Int {
+        if let id = serverClientID.withLock({ $0 }) { return id }
+        guard let id = try command("CLIENT", "ID").int else { throw RedisError(.other, "CLIENT ID did not answer a number") }
+        serverClientID.withLock { $0 = id }
+        return id
     }
 
     /// Sends one command and throws when Redis answers with an error reply.

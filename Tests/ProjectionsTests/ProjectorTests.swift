@@ -130,6 +130,27 @@ final class ProjectorTests {
         #expect(try redis.command("XPENDING", "tenant:{acme}:stream:taskAssignments", "projector").array?.first?.int == 0)
     }
 
+    /// With the production timings (reads block for 1 s, new streams looked for every 2 s), a
+    /// write to a new stream (a new room) is projected as soon as someone waits for it, not when
+    /// the blocking read on the known streams ends. Ten rooms in a row took about 10 s before.
+    @Test func aWaitForANewStreamEndsTheBlockingRead() async throws {
+        let projector = try Projector(redisURL: context.url, store: try context.store(), configuration: .init(consumer: "node-1"))
+        let running = Task { try await projector.run() }
+        let first = try await context.producer(StreamNames.taskAssignments).publish(eventType: EventType.taskCreated, payload: TaskCreated(taskId: "t1", title: "Valve"))
+        #expect(await projector.waitUntilApplied(tenant: "acme", stream: StreamNames.taskAssignments, id: first, timeout: .seconds(10)))
+        let clock = ContinuousClock()
+        let start = clock.now
+        for n in 1...10 {
+            let room = "room-\(n)"
+            let id = try await context.producer(StreamNames.chat(room)).publish(eventType: EventType.messageCreated, payload: MessageCreated(messageId: "m\(n)", roomId: room, senderId: "w1", text: "on site"))
+            #expect(await projector.waitUntilApplied(tenant: "acme", stream: StreamNames.chat(room), id: id, timeout: .seconds(10)))
+        }
+        let elapsed = clock.now - start
+        #expect(elapsed < .seconds(5), "ten new streams took \(elapsed)")
+        projector.stop()
+        try await running.value
+    }
+
     @Test func aCrashBetweenCommitAndAcknowledgeNeitherLosesNorRepeatsEffects() async throws {
         let store = try context.store()
         let last = try await context.publishScenario()
