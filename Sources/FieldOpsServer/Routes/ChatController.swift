@@ -83,7 +83,9 @@ struct ChatController {
         let caller = try context.requireIdentity()
         let roomID = try context.id("roomId")
         try await requireAccess(caller, roomID)
-        guard let document = try await writes.get(tenant: caller.tenant, collection: "rooms", id: roomID) else { throw APIError.notFound("room \(roomID)") }
+        guard let document = try await writes.current(tenant: caller.tenant, collection: "rooms", id: roomID, stream: StreamNames.chat(roomID)) else {
+            throw APIError.notFound("room \(roomID)")
+        }
         var reply: JSONObject = ["room": document.resource]
         reply["lastMessage"] = try await writes.live(tenant: caller.tenant, path: Self.lastMessagePath(roomID)) ?? .null
         return Response.json(.object(reply))

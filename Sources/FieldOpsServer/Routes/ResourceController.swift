@@ -172,7 +172,7 @@ struct ResourceController {
     @Sendable func get(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
         let caller = try context.requireIdentity()
         let resourceID = try context.id("resourceId")
-        guard let document = try await writes.get(tenant: caller.tenant, collection: "resources", id: resourceID) else {
+        guard let document = try await writes.current(tenant: caller.tenant, collection: "resources", id: resourceID, stream: StreamNames.resourceUpdates) else {
             throw APIError.notFound("resource \(resourceID)")
         }
         return Response.json(["resource": document.resource])

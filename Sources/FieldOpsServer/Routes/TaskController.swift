@@ -176,7 +176,7 @@ struct TaskController {
     @Sendable func get(_ request: Request, context: FieldOpsRequestContext) async throws -> Response {
         let caller = try context.requireIdentity()
         let taskID = try context.id("taskId")
-        guard let document = try await writes.get(tenant: caller.tenant, collection: "tasks", id: taskID),
+        guard let document = try await writes.current(tenant: caller.tenant, collection: "tasks", id: taskID, stream: StreamNames.taskAssignments),
               caller.seesWholeTenant || document.data["assigneeId"]?.stringValue == caller.subject else {
             throw APIError.notFound("task \(taskID)")
         }

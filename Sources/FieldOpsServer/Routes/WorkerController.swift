@@ -115,7 +115,7 @@ struct WorkerController {
         let caller = try context.requireIdentity()
         let workerID = try context.id("workerId")
         guard caller.seesWholeTenant || caller.subject == workerID,
-              let document = try await writes.get(tenant: caller.tenant, collection: "workers", id: workerID) else {
+              let document = try await writes.current(tenant: caller.tenant, collection: "workers", id: workerID, stream: StreamNames.workers) else {
             throw APIError.notFound("worker \(workerID)")
         }
         return Response.json(["worker": document.resource])

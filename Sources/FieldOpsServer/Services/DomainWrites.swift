@@ -52,6 +52,8 @@ struct DomainWrites: Sendable {
                     tenant: append.tenant, idempotencyKey: append.idempotencyKey, routing: draft.routing.map { (name: $0.0, value: $0.1) }
                 )
             }
+            // A new stream (a new room's) is projected now, not when the projector next looks.
+            projector.noteAppend(tenant: append.tenant, stream: append.stream)
             return Written(tenant: append.tenant, stream: append.stream, events: events, repeated: false)
         case .repeated(let first, let last):
             let events: [StreamEvent]
@@ -151,7 +153,9 @@ struct DomainWrites: Sendable {
 
     /// The document as of everything already appended to `stream`: when it is not stored yet,
     /// waits (bounded) for the projection to reach the stream's head and reads again. For writes
-    /// that check a document (editing a message just posted), not for plain reads.
+    /// that check a document (editing a message just posted) and reads by id, so a resource read
+    /// right after the write that created it is found (a new room's stream is otherwise
+    /// projected only once the projector next looks for new streams, seconds later).
     func current(tenant: String, collection: String, id: String, stream: String) async throws -> Document? {
         if let document = try await get(tenant: tenant, collection: collection, id: id) { return document }
         let key = try StreamKeys(tenant: tenant).stream(stream)
