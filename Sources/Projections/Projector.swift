@@ -256,15 +256,17 @@ public final class Projector: Sendable {
         let tail = ["STREAMS"] + keys + Array(repeating: id, count: keys.count)
         let streams = try await pool.withConnection { [self] connection in
             var block = id == ">"
-            if block, let reader = try? connection.clientID() {
-                // Not at all when a discovery is already asked for (its wake-up may have come
-                // before this read).
+            // A blocking read says which connection it is on, so a request for discovery can end
+            // it; when one is asked for already (its wake-up may have come first), it does not block.
+            let reader = block ? try? connection.clientID() : nil
+            if let reader {
                 block = state.withLock { state in
+                    guard !state.discoveryRequested else { return false }
                     state.blockedReader = reader
-                    return !state.discoveryRequested
+                    return true
                 }
             }
-            defer { if block { state.withLock { $0.blockedReader = nil } } }
+            defer { if block, reader != nil { state.withLock { $0.blockedReader = nil } } }
             return try connection.send(head + (block ? ["BLOCK", blockMilliseconds] : []) + tail) { reply -> [(key: String, records: [StreamRecord])]? in
                 // A stream was deleted (or its group destroyed) since discovery.
                 if let message = reply.errorMessage, message.hasPrefix("NOGROUP") { return nil }
@@ -346,12 +348,12 @@ public final class Projector: Sendable {
         }
         guard let reader else { return }
         Task { [self] in
-            // The read may not have reached Redis yet: then nothing is blocked, so try again
-            // while the same read is still marked as under way.
-            for _ in 0..<5 {
+            // The read may not have reached Redis yet (then nothing is blocked): try again until
+            // it is unblocked or has ended by itself.
+            while state.withLock({ $0.blockedReader == reader && $0.discoveryRequested }) {
                 let unblocked = try? await pool.withConnection { try $0.command("CLIENT", "UNBLOCK", String(reader)).int }
-                guard unblocked == 0, state.withLock({ $0.blockedReader == reader && $0.discoveryRequested }) else { return }
-                try? await Task.sleep(for: .milliseconds(2))
+                if unblocked == 1 { return }
+                try? await Task.sleep(for: .milliseconds(5))
             }
         }
     }
