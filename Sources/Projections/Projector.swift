@@ -313,9 +313,12 @@ public final class Projector: Sendable {
                         state.waiters[key] = (position, id, continuation)
                         return false
                     }
-                    if satisfied { continuation.resume(returning: true) }
-                    // A write to a new stream (a new room, a new tenant) need not wait for the next discovery round.
-                    self.requestDiscovery(of: position)
+                    if satisfied {
+                        continuation.resume(returning: true)
+                    } else {
+                        // A write to a new stream (a new room, a new tenant) need not wait for the next discovery round.
+                        self.requestDiscovery(of: position)
+                    }
                 }
             }
             group.addTask {

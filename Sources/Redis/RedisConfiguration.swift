@@ -20,7 +20,13 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var commandTimeout: Duration
 
     /// The longest unix socket path: `sockaddr_un` holds 108 bytes with the terminating NUL.
-    public static let maxSocketPathBytes = 107
+    static let maxSocketPathBytes = 107
+
+    /// Why `path` cannot be a unix socket's, or nil when it can.
+    static func socketPathTooLong(_ path: String) -> String? {
+        guard path.utf8.count > maxSocketPathBytes else { return nil }
+        return "the socket path \(path) is \(path.utf8.count) bytes, and a unix socket's may have at most \(maxSocketPathBytes)"
+    }
 
     public init(
         endpoint: Endpoint,
@@ -72,9 +78,7 @@ public struct RedisConfiguration: Sendable, Hashable {
                 throw RedisError(.invalidURL, "'\(url)' needs an absolute socket path: unix:///path/to/socket")
             }
             // Longer paths would be cut short by the connect and name another file.
-            guard path.utf8.count <= Self.maxSocketPathBytes else {
-                throw RedisError(.invalidURL, "the socket path \(path) is \(path.utf8.count) bytes, and a unix socket's may have at most \(Self.maxSocketPathBytes)")
-            }
+            if let tooLong = Self.socketPathTooLong(path) { throw RedisError(.invalidURL, tooLong) }
             endpoint = .unix(path: path)
             if let db = components.queryItems?.first(where: { $0.name == "db" })?.value {
                 guard let number = Int(db), number >= 0 else {

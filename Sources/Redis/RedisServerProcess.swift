@@ -46,8 +46,8 @@ public final class RedisServerProcess: @unchecked Sendable {
             throw RedisError(.connectionFailed, "redis-server is not on PATH; run scripts/setup.sh to install it")
         }
         // redis-server would only log it.
-        guard socketPath.utf8.count <= RedisConfiguration.maxSocketPathBytes else {
-            throw RedisError(.connectionFailed, "the socket path \(socketPath) is \(socketPath.utf8.count) bytes, and a unix socket's may have at most \(RedisConfiguration.maxSocketPathBytes); use a shorter data directory (or a symbolic link to it)")
+        if let tooLong = RedisConfiguration.socketPathTooLong(socketPath) {
+            throw RedisError(.connectionFailed, tooLong + "; use a shorter data directory (or a symbolic link to it)")
         }
         stoppedLeftover = try Self.shutDownLeftover(socketPath: socketPath)
         let arguments = [

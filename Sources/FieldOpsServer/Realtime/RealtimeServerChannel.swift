@@ -127,10 +127,7 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
     /// Answers a refused upgrade with its JSON error and closes: after an upgrade request the
     /// connection reads no further requests.
     private func refuse(_ http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, _ error: APIError) async {
-        let body = ByteBuffer(string: error.body.jsonText)
-        let head = HTTPResponse(status: error.status, headerFields: [
-            .contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes), .connection: "close",
-        ])
+        let (head, body) = error.closingAnswer
         try? await http.executeThenClose { _, outbound in
             try await outbound.write(contentsOf: [.head(head), .body(body), .end(nil)])
         }
@@ -223,11 +220,19 @@ final class ParserErrorAnswer: ChannelDuplexHandler {
             return context.write(data, promise: promise)
         }
         self.refusal = nil
-        let body = ByteBuffer(string: refusal.body.jsonText)
-        var answer = HTTPResponse(status: refusal.status, headerFields: head.headerFields)
-        answer.headerFields[.contentType] = "application/json; charset=utf-8"
-        answer.headerFields[.contentLength] = String(body.readableBytes)
+        let (answer, body) = refusal.closingAnswer
         context.write(wrapOutboundOut(.head(answer)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: promise)
+    }
+}
+
+extension APIError {
+    /// The error as the head and body of an answer after which the connection closes.
+    fileprivate var closingAnswer: (HTTPResponse, ByteBuffer) {
+        let body = ByteBuffer(string: self.body.jsonText)
+        let head = HTTPResponse(status: status, headerFields: [
+            .contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes), .connection: "close",
+        ])
+        return (head, body)
     }
 }
