@@ -5,6 +5,7 @@ import NIOCore
 import NIOWebSocket
 import LiveTree
 import Redis
+import Streams
 import Synchronization
 import Testing
 
@@ -184,6 +185,42 @@ final class RealtimeTests: Sendable {
             #expect(try await eventually { client.events("room:ops").count >= expected.count })
             try await Task.sleep(for: .milliseconds(200))
             #expect(client.events("room:ops").compactMap { $0["id"]?.stringValue } == expected)
+        }
+    }
+
+    @Test func eventsKeepStreamOrderWhileTheSocketTalksToo() async throws {
+        let dispatcher = try await fixture.token(.dispatcher, sub: "d-1")
+        try await fixture.testLive { (api: APIClient, port: Int) async throws in
+            try await Self.makeRoom(api, dispatcher)
+            let client = RealtimeTestClient(port: port, token: dispatcher)
+            defer { client.close() }
+            #expect(try await client.request(["type": "subscribe", "channel": "room:ops"])?["type"] == "subscribed")
+            // While four writers post, the client keeps its session busy with bursts of
+            // commands: each burst takes the socket's events from its event loop back to the
+            // session (events arriving meanwhile queue for it), and each pause hands them over
+            // again.
+            let rounds = Mutex(0)
+            let talking = Task { () async throws in
+                while !Task.isCancelled {
+                    for _ in 0..<10 { client.send(["type": "ping"]) }
+                    let subscribed = try await client.request(["type": "subscribe", "channel": "tasks"])
+                    let unsubscribed = try await client.request(["type": "unsubscribe", "channel": "tasks"])
+                    #expect(subscribed?["type"] == "subscribed" && unsubscribed?["type"] == "unsubscribed")
+                    rounds.withLock { $0 += 1 }
+                }
+            }
+            let posted = try await withThrowingTaskGroup(of: [String].self) { group in
+                for writer in 0..<4 { group.addTask { try await Self.post(api, dispatcher, 50, from: writer * 50) } }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            talking.cancel()
+            _ = await talking.result
+            #expect(rounds.withLock { $0 } >= 3, "the session was busy only \(rounds.withLock { $0 }) times")
+            let inStreamOrder = posted.sorted { streamID($0, isLessThan: $1) }
+            #expect(try await eventually { client.events("room:ops").count >= inStreamOrder.count })
+            try await Task.sleep(for: .milliseconds(300))
+            let received = client.events("room:ops").compactMap { $0["id"]?.stringValue }
+            #expect(received == inStreamOrder, "received \(received.count), posted \(inStreamOrder.count)")
         }
     }
 

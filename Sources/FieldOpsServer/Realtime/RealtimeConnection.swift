@@ -6,6 +6,13 @@ import Synchronization
 /// messages and hub events are handled in arrival order, a batch at a time, and at the end the
 /// session finishes (presence, `onDisconnect`). When nothing waits, no task exists for the
 /// socket, so an idle client costs its pipeline and session, not a suspended call stack.
+///
+/// While no task runs, the session's plain subscriptions are handed to the socket's event loop
+/// (`DirectRoutes`): the hub gives it the messages waiting there (`LoopMailbox`), and they are
+/// written at once, in one write, without a task or an actor hop per socket. Anything else — a client message, a tick, a message for a
+/// subscription that needs the session, a socket past its write buffer's high-water mark —
+/// starts a task, which first takes the routes back; from then until it is done, hub messages
+/// queue for it. So only one of the two ever writes events, and in the order they came.
 final class RealtimeConnection: Sendable {
     private struct State {
         var session: RealtimeSession?
@@ -15,8 +22,12 @@ final class RealtimeConnection: Sendable {
         /// A task is working for the socket.
         var running = false
         var socketClosed = false
+        /// A close frame was sent: nothing else may follow it.
+        var closing = false
         var finished = false
         var listener: HubListener?
+        /// What the event loop forwards while no task runs.
+        var direct: DirectRoutes?
     }
 
     private enum Work {
@@ -24,17 +35,21 @@ final class RealtimeConnection: Sendable {
         case messages([String?])
         case hub
         case finish
+        /// Nothing waits.
+        case idle
     }
 
     let channel: any Channel
     let caller: RealtimeEndpoint.Caller
     let endpoint: RealtimeEndpoint
+    private let writer: SocketWriter
     private let state = Mutex(State())
 
     init(channel: any Channel, caller: RealtimeEndpoint.Caller, endpoint: RealtimeEndpoint) {
         self.channel = channel
         self.caller = caller
         self.endpoint = endpoint
+        self.writer = SocketWriter(channel: channel)
     }
 
     /// Starts the session (presence, welcome).
@@ -52,24 +67,48 @@ final class RealtimeConnection: Sendable {
         wake()
     }
 
+    /// The socket sent its close frame.
+    func closing() {
+        state.withLock { $0.closing = true }
+    }
+
     private func hubReady() {
         state.withLock { $0.hubReady = true }
         wake()
     }
 
-    /// Starts a task unless one is working (it will see what arrived) or the socket is done.
-    private func wake() {
-        let start = state.withLock { state -> Bool in
-            guard !state.running, !state.finished else { return false }
-            state.running = true
-            return true
+    /// On the socket's event loop, from the hub: writes what `messages` become for this socket,
+    /// as one write, when the event loop holds its routes and the socket takes writes; false
+    /// when the session must handle them (the hub then queues them for the session's task).
+    func sendDirectly(_ messages: [HubMessage]) -> Bool {
+        let out = state.withLock { state -> [ByteBuffer]? in
+            guard !state.running, !state.socketClosed, !state.closing, state.direct != nil, channel.isWritable,
+                  messages.allSatisfy({ state.direct!.routes($0) }) else { return nil }
+            var out: [ByteBuffer] = []
+            for message in messages { state.direct!.forward(message, into: &out) }
+            return out
         }
-        if start { Task { await self.work() } }
+        guard let out else { return false }
+        // Outside the lock: a failed write closes the channel, which calls `socketClosed`.
+        for message in SocketWriter.messages(out) { writer.sendNow(message) }
+        return true
     }
 
-    private func work() async {
-        while let next = nextWork() {
-            switch next {
+    /// Starts a task unless one is working (it will see what arrived) or the socket is done.
+    private func wake() {
+        let (start, direct) = state.withLock { state -> (Bool, DirectRoutes?) in
+            guard !state.running, !state.finished else { return (false, nil) }
+            state.running = true
+            defer { state.direct = nil }
+            return (true, state.direct)
+        }
+        if start { Task { await self.work(takingBack: direct) } }
+    }
+
+    private func work(takingBack direct: DirectRoutes?) async {
+        if let direct, let session = state.withLock({ $0.session }) { await session.absorb(direct) }
+        while true {
+            switch nextWork() {
             case .start:
                 await start()
             case .messages(let messages):
@@ -89,13 +128,15 @@ final class RealtimeConnection: Sendable {
                     endpoint.services.hub.remove(listener)
                 }
                 return
+            case .idle:
+                let direct = await state.withLock({ $0.session })?.directRoutes()
+                if await park(direct) { return }
             }
         }
     }
 
-    /// What to do next, in order: start, finish once closed, client messages, hub events; nil
-    /// (and no task running) when nothing waits.
-    private func nextWork() -> Work? {
+    /// What to do next, in order: start, finish once closed, client messages, hub events.
+    private func nextWork() -> Work {
         state.withLock { state in
             if state.listener == nil, !state.socketClosed { return .start }
             if state.socketClosed {
@@ -110,8 +151,28 @@ final class RealtimeConnection: Sendable {
                 state.hubReady = false
                 return .hub
             }
+            return .idle
+        }
+    }
+
+    /// Ends the task, handing `direct` to the event loop, unless something arrived meanwhile.
+    /// Decided on the event loop, behind the writes the task made (they go there too), so that
+    /// nothing the loop sends directly can overtake them.
+    private func park(_ direct: DirectRoutes?) async -> Bool {
+        do {
+            return try await channel.eventLoop.submit { self.park(now: direct) }.get()
+        } catch {
+            // The event loop is shutting down: nothing is sent any more.
+            return park(now: direct)
+        }
+    }
+
+    private func park(now direct: DirectRoutes?) -> Bool {
+        state.withLock { state in
+            guard state.messages.isEmpty, !state.hubReady, !state.socketClosed else { return false }
+            state.direct = direct
             state.running = false
-            return nil
+            return true
         }
     }
 
@@ -122,12 +183,13 @@ final class RealtimeConnection: Sendable {
         let listener = await services.hub.listener(
             channels: [], queueLimit: endpoint.queueLimit, ticks: true,
             onOverflow: { RealtimeSocketHandler.close(channel, RealtimeSession.CloseCode.tooSlow, reason: "too slow: reconnect and resume from the last ids") },
-            onReady: { [weak self] in self?.hubReady() }
+            onReady: { [weak self] in self?.hubReady() },
+            direct: (channel.eventLoop, { [weak self] messages in self?.sendDirectly(messages) ?? false })
         )
         state.withLock { $0.listener = listener }
         do {
             let session = try RealtimeSession(
-                caller: caller.identity, expires: caller.expires, outbound: SocketWriter(channel: channel), services: services, listener: listener
+                caller: caller.identity, expires: caller.expires, outbound: writer, services: services, listener: listener
             )
             try await session.start(heartbeat: endpoint.heartbeat)
             state.withLock { $0.session = session }
@@ -172,9 +234,25 @@ struct SocketWriter: Sendable {
         try await send(ByteBuffer(string: text))
     }
 
-    /// One text message: one frame when it fits `RealtimeEndpoint.maxInboundBytes`, else
-    /// fragments of that size.
     func send(_ message: ByteBuffer) async throws {
+        let last = writeLeadingFragments(message)
+        if channel.isWritable {
+            // A failed write closes the channel, which finishes the session.
+            channel.writeAndFlush(last, promise: nil)
+        } else {
+            try await channel.writeAndFlush(last).get()
+        }
+    }
+
+    /// On the channel's event loop: writes and flushes `message` at once.
+    func sendNow(_ message: ByteBuffer) {
+        channel.eventLoop.preconditionInEventLoop()
+        channel.writeAndFlush(writeLeadingFragments(message), promise: nil)
+    }
+
+    /// One text message is one frame when it fits `RealtimeEndpoint.maxInboundBytes`, else
+    /// fragments of that size: writes all but the last, which it returns.
+    private func writeLeadingFragments(_ message: ByteBuffer) -> WebSocketFrame {
         let limit = RealtimeEndpoint.maxInboundBytes
         var rest = message
         var opcode = WebSocketOpcode.text
@@ -182,12 +260,27 @@ struct SocketWriter: Sendable {
             channel.write(WebSocketFrame(fin: false, opcode: opcode, data: part), promise: nil)
             opcode = .continuation
         }
-        let last = WebSocketFrame(fin: true, opcode: opcode, data: rest)
-        if channel.isWritable {
-            // A failed write closes the channel, which finishes the session.
-            channel.writeAndFlush(last, promise: nil)
-        } else {
-            try await channel.writeAndFlush(last).get()
+        return WebSocketFrame(fin: true, opcode: opcode, data: rest)
+    }
+
+    /// Client messages (each a JSON object) as WebSocket messages: one alone goes out as it is
+    /// (the bytes rendered for every socket); several as newline-separated objects of up to
+    /// 64 KiB, so a socket that has fallen a little behind catches up with one write instead
+    /// of one per event (`schemas/realtime.schema.json`).
+    static func messages(_ queued: [ByteBuffer]) -> [ByteBuffer] {
+        if queued.count == 1 { return queued }
+        let limit = RealtimeEndpoint.maxInboundBytes
+        var messages: [ByteBuffer] = []
+        var batch = ByteBuffer()
+        for item in queued {
+            if batch.readableBytes > 0, batch.readableBytes + 1 + item.readableBytes > limit {
+                messages.append(batch)
+                batch = ByteBuffer()
+            }
+            if batch.readableBytes > 0 { batch.writeInteger(UInt8(ascii: "\n")) }
+            batch.writeImmutableBuffer(item)
         }
+        if batch.readableBytes > 0 { messages.append(batch) }
+        return messages
     }
 }

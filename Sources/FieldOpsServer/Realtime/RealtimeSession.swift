@@ -32,27 +32,6 @@ actor RealtimeSession {
         static let goingAway = WebSocketErrorCode.goingAway
     }
 
-    private struct Subscription {
-        let channel: RealtimeChannel
-        /// The pub/sub channel of its ephemeral messages.
-        let ephemeral: String
-        var epoch: String? {
-            didSet { renderKey = "ws:" + channel.name + "@" + (epoch ?? "") }
-        }
-        /// Sockets on the same channel and epoch share one rendering of each event.
-        private(set) var renderKey: String
-        /// The last stream id this socket sent for the channel (or the head when it subscribed).
-        var lastSent: String?
-        var replaying = true
-        var held: [HubMessage] = []
-
-        init(channel: RealtimeChannel, keys: StreamKeys) {
-            self.channel = channel
-            self.ephemeral = channel.ephemeralChannel(keys)
-            self.renderKey = "ws:" + channel.name + "@"
-        }
-    }
-
     let caller: Identity
     let keys: StreamKeys
     let connectionID: String
@@ -60,14 +39,14 @@ actor RealtimeSession {
     private let outbound: SocketWriter
     private let services: Services
     let listener: HubListener
-    private var subscriptions: [String: Subscription] = [:]
+    private var subscriptions: [String: RealtimeSubscription] = [:]
     /// Pub/sub channel → the client channels fed by it.
     private var routes: [String: Set<String>] = [:]
     /// What to write to the live tree when the socket closes (`.null` removes).
     private var onDisconnect: [LivePath: JSONValue] = [:]
     private var roomMembership: [String: Bool] = [:]
     private(set) var closeCode: WebSocketErrorCode?
-    /// Messages rendered for every socket, waiting for `flush`.
+    /// Messages rendered once for every socket, waiting for `flush`.
     private var outbox: [ByteBuffer] = []
 
     init(caller: Identity, expires: Date?, outbound: SocketWriter, services: Services, listener: HubListener) throws {
@@ -176,7 +155,7 @@ actor RealtimeSession {
             resume = nil
         }
         // Listen first, so nothing published from now on is missed; hold it until the replay is sent.
-        subscriptions[channel.name] = Subscription(channel: channel, keys: keys)
+        subscriptions[channel.name] = RealtimeSubscription(channel: channel, keys: keys)
         for source in [channel.sourceChannel(keys), channel.ephemeralChannel(keys)] {
             routes[source, default: []].insert(channel.name)
             services.hub.add(listener, channel: source)
@@ -359,33 +338,46 @@ actor RealtimeSession {
     }
 
     private func forward(_ message: HubMessage, to name: String) async throws {
-        guard let subscription = subscriptions[name] else { return }
-        let channel = subscription.channel
-        if message.channel == subscription.ephemeral {
-            try await sendShared(message.rendered("raw") { message.text })
-            return
+        guard var subscription = subscriptions[name] else { return }
+        switch subscription.forward(message, tenant: caller.tenant) {
+        case .nothing:
+            subscriptions[name] = subscription
+        case .send(let bytes):
+            subscriptions[name] = subscription
+            outbox.append(bytes)
+        case .needsSession:
+            switch subscription.channel.source {
+            case .live(let path):
+                for change in LiveChange.decode(message: message.text) ?? [] {
+                    for event in change.events(for: path) { try await sendLive(name, event) }
+                }
+            case .stream(let stream, _):
+                // Whether a notification is for this user may take a look at room membership.
+                guard let event = message.event(stream: stream, tenant: caller.tenant) else { return }
+                let matched = try await matches(event, subscription.channel)
+                guard var subscription = subscriptions[name] else { return }
+                if case .send(let bytes) = subscription.forward(message, tenant: caller.tenant, matched: matched) { outbox.append(bytes) }
+                subscriptions[name] = subscription
+            }
         }
-        switch channel.source {
-        case .live(let path):
-            for change in LiveChange.decode(message: message.text) ?? [] {
-                for event in change.events(for: path) { try await sendLive(name, event) }
-            }
-        case .stream(let stream, _):
-            guard let event = message.event(stream: stream, tenant: caller.tenant) else { return }
-            if event.id.isEmpty {
-                // A realtime-only write: no id, so nothing to resume to or deduplicate.
-                guard try await matches(event, channel) else { return }
-                try await sendShared(message.rendered(subscription.renderKey) { Self.eventText(event, channel: name, epoch: "") })
-                return
-            }
-            // Already sent by a replay, or older than where this subscription started.
-            if let last = subscription.lastSent, !streamID(last, isLessThan: event.id) { return }
-            guard try await matches(event, channel) else {
-                subscriptions[name]?.lastSent = event.id
-                return
-            }
-            try await sendShared(message.rendered(subscription.renderKey) { Self.eventText(event, channel: name, epoch: subscription.epoch ?? "") })
-            subscriptions[name]?.lastSent = event.id
+    }
+
+    // MARK: - Handing over to the event loop
+
+    /// The subscriptions the socket's event loop may forward on its own until the session has
+    /// work again (see `DirectRoutes`).
+    func directRoutes() -> DirectRoutes {
+        var direct = DirectRoutes(tenant: caller.tenant)
+        for (source, names) in routes {
+            direct.add(source: source, names.sorted().compactMap { subscriptions[$0] })
+        }
+        return direct
+    }
+
+    /// Takes back what the event loop sent while the session was idle.
+    func absorb(_ direct: DirectRoutes) {
+        for subscription in direct.subscriptions {
+            subscriptions[subscription.channel.name]?.lastSent = subscription.lastSent
         }
     }
 
@@ -475,38 +467,12 @@ actor RealtimeSession {
         try await outbound.send(text: text)
     }
 
-    /// Queues bytes rendered once for every socket; `flush` sends them.
-    private func sendShared(_ bytes: ByteBuffer) async throws {
-        outbox.append(bytes)
-    }
-
-    /// Sends the queued messages. Several go as one WebSocket message of newline-separated JSON
-    /// objects (up to 64 KiB): a socket that has fallen a little behind catches up with one
-    /// write instead of one per event (`schemas/realtime.schema.json`).
+    /// Sends the queued messages, several as one WebSocket message (`SocketWriter.messages`).
     private func flush() async throws {
         guard !outbox.isEmpty else { return }
         let queued = outbox
         outbox = []
-        if queued.count == 1 {
-            // The usual case: the bytes rendered for every socket go out as they are.
-            try await write(queued[0])
-            return
-        }
-        let limit = RealtimeEndpoint.maxInboundBytes
-        var batch = ByteBuffer()
-        for item in queued {
-            if batch.readableBytes > 0, batch.readableBytes + 1 + item.readableBytes > limit {
-                try await write(batch)
-                batch = ByteBuffer()
-            }
-            if batch.readableBytes > 0 { batch.writeInteger(UInt8(ascii: "\n")) }
-            batch.writeImmutableBuffer(item)
-        }
-        try await write(batch)
-    }
-
-    private func write(_ bytes: ByteBuffer) async throws {
-        try await outbound.send(bytes)
+        for message in SocketWriter.messages(queued) { try await outbound.send(message) }
     }
 
     /// Whether `userID` is in the room, remembered until the next tick.

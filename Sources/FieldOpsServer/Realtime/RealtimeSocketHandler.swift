@@ -78,6 +78,7 @@ final class RealtimeSocketHandler: ChannelInboundHandler, RemovableChannelHandle
             }
             // Answer with the client's code, then end the connection.
             sentClose = true
+            connection.closing()
             var data = frame.unmaskedData
             let code = data.readWebSocketErrorCode() ?? .normalClosure
             var answer = context.channel.allocator.buffer(capacity: 2)
@@ -132,6 +133,7 @@ final class RealtimeSocketHandler: ChannelInboundHandler, RemovableChannelHandle
     private func sendClose(_ context: ChannelHandlerContext, _ code: WebSocketErrorCode, reason: String) {
         guard !sentClose, context.channel.isActive else { return }
         sentClose = true
+        connection.closing()
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         data.write(webSocketErrorCode: code)
         data.writeString(reason)

@@ -13,19 +13,93 @@ enum HubEvent: Sendable {
     case gap
     /// A timer of the listener's owner fired (keep-alives, access re-checks).
     case tick
+
+    /// What the event counts against a listener's queue.
+    var queuedBytes: Int {
+        if case .message(let message) = self { return message.payload.count }
+        return 0
+    }
 }
 
 /// The node's one Redis pub/sub subscription (a pattern over every tenant's channels), shared
 /// by all local sockets: each message goes to the listeners of its channel.
 ///
 /// Listeners have bounded queues (`HubListener`): a socket that cannot keep up is cut off rather
-/// than growing the server's memory or delaying other sockets.
+/// than growing the server's memory or delaying other sockets. A socket's listener is offered
+/// each message on the socket's event loop, one hop per event loop and message for all of them.
 final class RealtimeHub: Sendable {
     static let pattern = "tenant:{*}:channel:*"
 
     private struct State {
-        var byChannel: [String: [ObjectIdentifier: HubListener]] = [:]
-        var all: [ObjectIdentifier: HubListener] = [:]
+        var byChannel: [String: Listeners] = [:]
+        var all = Listeners()
+        var mailboxes: [ObjectIdentifier: LoopMailbox] = [:]
+
+        /// The groups of `listeners` (of a channel, or all), each with its event loop's mailbox.
+        mutating func groups(channel: String?) -> [ListenerGroup]? {
+            if let channel {
+                guard byChannel[channel] != nil else { return nil }
+                return byChannel[channel]!.groups(mailboxes: &mailboxes)
+            }
+            return all.groups(mailboxes: &mailboxes)
+        }
+    }
+
+    /// Listeners, and the same grouped by event loop (worked out at the first message after a
+    /// change, not per message).
+    private struct Listeners {
+        private(set) var members: [ObjectIdentifier: HubListener] = [:]
+        private var grouped: [ListenerGroup]?
+
+        var isEmpty: Bool { members.isEmpty }
+        var count: Int { members.count }
+
+        mutating func insert(_ listener: HubListener) {
+            members[ObjectIdentifier(listener)] = listener
+            grouped = nil
+        }
+
+        mutating func remove(_ listener: HubListener) {
+            guard members.removeValue(forKey: ObjectIdentifier(listener)) != nil else { return }
+            grouped = nil
+        }
+
+        mutating func groups(mailboxes: inout [ObjectIdentifier: LoopMailbox]) -> [ListenerGroup] {
+            if let grouped { return grouped }
+            var byLoop: [ObjectIdentifier: ListenerGroup] = [:]
+            var unbound = ListenerGroup(mailbox: nil)
+            for listener in members.values {
+                guard let loop = listener.eventLoop else {
+                    unbound.listeners.append(listener)
+                    continue
+                }
+                let key = ObjectIdentifier(loop)
+                if byLoop[key] == nil {
+                    let mailbox = mailboxes[key] ?? LoopMailbox(eventLoop: loop)
+                    mailboxes[key] = mailbox
+                    byLoop[key] = ListenerGroup(mailbox: mailbox)
+                }
+                byLoop[key]!.listeners.append(listener)
+            }
+            let groups = Array(byLoop.values) + (unbound.listeners.isEmpty ? [] : [unbound])
+            grouped = groups
+            return groups
+        }
+    }
+
+    /// Listeners offered an event together: through their event loop's mailbox, or (none)
+    /// where it arrives.
+    private struct ListenerGroup {
+        let mailbox: LoopMailbox?
+        var listeners: [HubListener] = []
+
+        func offer(_ event: HubEvent) {
+            guard let mailbox else {
+                for listener in listeners { listener.offer([event]) }
+                return
+            }
+            mailbox.post(event, to: listeners)
+        }
     }
 
     private let state = Mutex(State())
@@ -60,7 +134,7 @@ final class RealtimeHub: Sendable {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: tickInterval)
                     guard let self else { return }
-                    let listeners = self.state.withLock { Array($0.all.values) }
+                    let listeners = self.state.withLock { Array($0.all.members.values) }
                     for listener in listeners where listener.ticks { listener.tick() }
                 }
             }
@@ -72,29 +146,30 @@ final class RealtimeHub: Sendable {
     ///   - ticks: receive `.tick` every `tickInterval`.
     ///   - onOverflow: runs (on the hub's thread) when the listener's queue overflows.
     ///   - onReady: see `HubListener.init`.
+    ///   - direct: see `HubListener.init`.
     func listener(
         channels: [String], queueLimit: Int = HubListener.defaultQueueLimit, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil,
-        onReady: (@Sendable () -> Void)? = nil
+        onReady: (@Sendable () -> Void)? = nil, direct: HubListener.DirectDelivery? = nil
     ) async -> HubListener {
         await subscribe()
         let listener = HubListener(queueLimit: queueLimit, ticks: ticks, onOverflow: { [weak self] in
             self?.overflows.wrappingAdd(1, ordering: .relaxed)
             onOverflow?()
-        }, onReady: onReady)
+        }, onReady: onReady, direct: direct)
         state.withLock { state in
-            state.all[ObjectIdentifier(listener)] = listener
-            for channel in channels { state.byChannel[channel, default: [:]][ObjectIdentifier(listener)] = listener }
+            state.all.insert(listener)
+            for channel in channels { state.byChannel[channel, default: Listeners()].insert(listener) }
         }
         return listener
     }
 
     func add(_ listener: HubListener, channel: String) {
-        state.withLock { $0.byChannel[channel, default: [:]][ObjectIdentifier(listener)] = listener }
+        state.withLock { $0.byChannel[channel, default: Listeners()].insert(listener) }
     }
 
     func remove(_ listener: HubListener, channel: String) {
         state.withLock { state in
-            state.byChannel[channel]?.removeValue(forKey: ObjectIdentifier(listener))
+            state.byChannel[channel]?.remove(listener)
             if state.byChannel[channel]?.isEmpty == true { state.byChannel.removeValue(forKey: channel) }
         }
     }
@@ -102,9 +177,9 @@ final class RealtimeHub: Sendable {
     /// Ends a listener: it receives nothing more.
     func remove(_ listener: HubListener) {
         state.withLock { state in
-            state.all.removeValue(forKey: ObjectIdentifier(listener))
+            state.all.remove(listener)
             for channel in Array(state.byChannel.keys) {
-                state.byChannel[channel]?.removeValue(forKey: ObjectIdentifier(listener))
+                state.byChannel[channel]?.remove(listener)
                 if state.byChannel[channel]?.isEmpty == true { state.byChannel.removeValue(forKey: channel) }
             }
         }
@@ -122,22 +197,72 @@ final class RealtimeHub: Sendable {
         subscriber.withLock { $0?.close() }
         let listeners = state.withLock { state in
             defer { state = State() }
-            return Array(state.all.values)
+            return Array(state.all.members.values)
         }
         listeners.forEach { $0.finish() }
     }
 
-    /// On the subscriber's thread: hand each message to its channel's listeners.
+    /// On the subscriber's thread: hand each message to its channel's listeners. A gap goes the
+    /// same way, so it reaches each listener after the messages before it.
     private func dispatch(_ event: RedisSubscriberEvent) {
         switch event {
         case .patternMessage(_, let channel, let payload), .message(let channel, let payload):
-            guard let listeners = state.withLock({ $0.byChannel[channel].map { Array($0.values) } }) else { return }
-            let message = HubMessage(channel: channel, payload: payload)
-            for listener in listeners { listener.deliver(.message(message), bytes: payload.count) }
+            guard let groups = state.withLock({ $0.groups(channel: channel) }) else { return }
+            let message = HubEvent.message(HubMessage(channel: channel, payload: payload))
+            for group in groups { group.offer(message) }
         case .reconnected:
-            let listeners = state.withLock { Array($0.all.values) }
-            for listener in listeners { listener.deliver(.gap, bytes: 0) }
+            let groups = state.withLock { $0.groups(channel: nil) } ?? []
+            for group in groups { group.offer(.gap) }
         }
+    }
+}
+
+/// An event loop's hub events, offered there in one go: while the loop is busy, messages pile up
+/// here and each socket then gets all of its waiting messages in one write — the busier the
+/// node, the larger the batches, and the fewer writes per event.
+final class LoopMailbox: Sendable {
+    private struct Letter {
+        let event: HubEvent
+        let listeners: [HubListener]
+    }
+
+    let eventLoop: any EventLoop
+    private let letters = Mutex<(waiting: [Letter], scheduled: Bool)>(([], false))
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func post(_ event: HubEvent, to listeners: [HubListener]) {
+        let schedule = letters.withLock { letters -> Bool in
+            letters.waiting.append(Letter(event: event, listeners: listeners))
+            defer { letters.scheduled = true }
+            return !letters.scheduled
+        }
+        if schedule { eventLoop.execute { self.deliver() } }
+    }
+
+    private func deliver() {
+        let waiting = letters.withLock { letters -> [Letter] in
+            letters.scheduled = false
+            defer { letters.waiting = [] }
+            return letters.waiting
+        }
+        if waiting.count == 1, let letter = waiting.first {
+            for listener in letter.listeners { listener.offer([letter.event]) }
+            return
+        }
+        // Each listener's events, in the order they came, and the listeners in order of first event.
+        var order: [HubListener] = []
+        var events: [ObjectIdentifier: [HubEvent]] = [:]
+        for letter in waiting {
+            for listener in letter.listeners {
+                let key = ObjectIdentifier(listener)
+                if events[key] == nil { order.append(listener) }
+                events[key, default: []].append(letter.event)
+            }
+        }
+        for listener in order { listener.offer(events[ObjectIdentifier(listener)] ?? []) }
     }
 }
 
@@ -165,14 +290,41 @@ final class HubListener: Sendable {
     let ticks: Bool
     private let overflowAction: (@Sendable () -> Void)?
     private let readyAction: (@Sendable () -> Void)?
+    private let directDelivery: (@Sendable ([HubMessage]) -> Bool)?
+    /// Where messages are offered to the listener (nil: on the hub's thread).
+    let eventLoop: (any EventLoop)?
 
-    /// - Parameter onReady: for an owner that keeps no task waiting in `next()`: runs (on the
-    ///   hub's thread) when an event arrives or the listener ends; the owner then calls `take()`.
-    init(queueLimit: Int, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil, onReady: (@Sendable () -> Void)? = nil) {
+    /// A socket's way past the queue: on its event loop, a function that sends messages at
+    /// once and says so, or returns false to have them queued.
+    typealias DirectDelivery = (eventLoop: any EventLoop, send: @Sendable ([HubMessage]) -> Bool)
+
+    /// - Parameters:
+    ///   - onReady: for an owner that keeps no task waiting in `next()`: runs (where the event
+    ///     was offered) when an event arrives or the listener ends; the owner then calls `take()`.
+    ///   - direct: messages are offered on its event loop, first to its `send`.
+    init(
+        queueLimit: Int, ticks: Bool = false, onOverflow: (@Sendable () -> Void)? = nil, onReady: (@Sendable () -> Void)? = nil,
+        direct: DirectDelivery? = nil
+    ) {
         self.queueLimit = queueLimit
         self.ticks = ticks
         self.overflowAction = onOverflow
         self.readyAction = onReady
+        self.eventLoop = direct?.eventLoop
+        self.directDelivery = direct?.send
+    }
+
+    /// Hub events in order: sent on directly if they are all messages and the owner can, else
+    /// queued.
+    func offer(_ events: [HubEvent]) {
+        if let directDelivery, !overflowed {
+            let messages = events.compactMap { event -> HubMessage? in
+                if case .message(let message) = event { return message }
+                return nil
+            }
+            if messages.count == events.count, directDelivery(messages) { return }
+        }
+        for event in events { deliver(event, bytes: event.queuedBytes) }
     }
 
     /// Every event waiting, in order (perhaps none); nil once the listener has ended and
