@@ -27,6 +27,11 @@ struct FanoutBench: AsyncParsableCommand {
               swift run -c release fieldops bench fanout
               swift run -c release fieldops bench fanout --subscribers 500 \\
                   --duration 10 --idle 2000
+
+            --server-binary measures another build's server with this build's load generator, \
+            so two builds compare side by side:
+
+              fieldops bench fanout --server-binary /tmp/fieldops-old --idle 0
             """
     )
 
@@ -35,10 +40,15 @@ struct FanoutBench: AsyncParsableCommand {
     @Option(help: "Deliveries per second of the latency phase.") var latencyLoad = 50_000
     @Option(help: "Messages per second of the throughput phases (comma-separated).") var rates = "100,200,400"
     @Option(help: "Idle connected sockets for the memory measurement.") var idle = 10_000
+    @Option(help: "Keep-alive connections posting the messages, each one request at a time.") var publishers = 16
+    @Option(help: "The fieldops executable whose server is measured (default: this one).") var serverBinary: String?
 
     func validate() throws {
-        guard (1...10_000).contains(subscribers), duration > 0, latencyLoad > 0, idle >= 0 else {
-            throw ValidationError("--subscribers 1-10000, --duration and --latency-load positive, --idle not negative")
+        guard (1...10_000).contains(subscribers), duration > 0, latencyLoad > 0, idle >= 0, (1...256).contains(publishers) else {
+            throw ValidationError("--subscribers 1-10000, --duration and --latency-load positive, --idle not negative, --publishers 1-256")
+        }
+        if let serverBinary, !FileManager.default.isExecutableFile(atPath: serverBinary) {
+            throw ValidationError("--server-binary \(serverBinary) is not an executable file")
         }
         guard !parsedRates.isEmpty else { throw ValidationError("--rates is a comma-separated list of positive numbers") }
     }
@@ -57,7 +67,7 @@ struct FanoutBench: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
 
-        let server = try ServerProcess(storage: directory, redisURL: redis.url)
+        let server = try ServerProcess(storage: directory, redisURL: redis.url, executable: serverBinary ?? CommandLine.arguments[0])
         defer { server.stop() }
         let token = try await server.token()
         let publisher = try HTTPLoad.Connection(host: "127.0.0.1", port: server.port)
@@ -66,7 +76,7 @@ struct FanoutBench: AsyncParsableCommand {
         let created = try publisher.exchange(HTTPLoad.request("POST", "/v1/rooms", host: host, token: token, json: #"{"roomId":"bench","name":"Fan-out"}"#))
         guard created == 201 else { throw CommandFailure("creating the room answered \(created)") }
         let baseline = server.residentMegabytes()
-        say("FieldOps fan-out benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(subscribers) subscribers on room:bench, \(duration) s per phase; server RSS \(Self.mb(baseline)) at start\n")
+        say("FieldOps fan-out benchmark: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(subscribers) subscribers on room:bench, \(duration) s per phase, \(publishers) publishers; server RSS \(Self.mb(baseline)) at start\n")
 
         let receipts = Receipts()
         say("Opening \(subscribers) subscribers…")
@@ -125,15 +135,16 @@ struct FanoutBench: AsyncParsableCommand {
         var lost: Int
     }
 
-    /// Posts `rate` messages per second for the phase's duration, open loop from a few
-    /// connections (so a slow answer does not lower the rate), then waits for the deliveries.
+    /// Posts `rate` messages per second for the phase's duration, open loop from `publishers`
+    /// connections (enough that a slow answer does not lower the rate: each has one request in
+    /// flight), then waits for the deliveries.
     private func phase(rate: Int, port: Int, host: String, token: String, receipts: Receipts) async throws -> PhaseResult {
         receipts.reset()
         let clock = ContinuousClock()
         let start = clock.now
         let load = HTTPLoad(host: "127.0.0.1", port: port)
         let seconds = duration
-        let published = await load.run(connections: Self.publishers, duration: .seconds(seconds), rate: Double(rate)) { _, _ in
+        let published = await load.run(connections: publishers, duration: .seconds(seconds), rate: Double(rate)) { _, _ in
             HTTPLoad.request("POST", "/v1/rooms/bench/messages", host: host, token: token, json: #"{"text":"t=\#(DispatchTime.now().uptimeNanoseconds)"}"#)
         }
         guard published.failed == 0 else { throw CommandFailure("posting messages failed: \(published.firstFailure ?? "?")") }
@@ -150,9 +161,6 @@ struct FanoutBench: AsyncParsableCommand {
             lost: expected - count
         )
     }
-
-    /// Connections posting the messages.
-    static let publishers = 4
 
     private func waitFor(_ what: String, timeout: Duration, _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
@@ -213,11 +221,12 @@ final class ServerProcess: Sendable {
     let storage: URL
     private let process: Process
 
-    init(storage: URL, redisURL: String) throws {
+    /// - Parameter executable: the `fieldops` to run.
+    init(storage: URL, redisURL: String, executable: String) throws {
         port = try Self.freePort()
         self.storage = storage
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        process.executableURL = URL(fileURLWithPath: executable).standardizedFileURL
         process.arguments = ["serve", "--host", "127.0.0.1", "--port", String(port), "--storage", storage.path, "--redis-url", redisURL, "--rate-limit", "0"]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
