@@ -129,8 +129,13 @@ final class RealtimeConnection: Sendable {
                 }
                 return
             case .idle:
+                // Handed over on the event loop, behind the writes this task made (they go there
+                // too), so nothing the loop sends directly can overtake them. No task waits for
+                // it: a task waiting on every socket's event loop at once (a heartbeat tick of
+                // 10 000 sockets) would hold 10 000 call stacks.
                 let direct = await state.withLock({ $0.session })?.directRoutes()
-                if await park(direct) { return }
+                channel.eventLoop.execute { self.park(direct) }
+                return
             }
         }
     }
@@ -155,25 +160,16 @@ final class RealtimeConnection: Sendable {
         }
     }
 
-    /// Ends the task, handing `direct` to the event loop, unless something arrived meanwhile.
-    /// Decided on the event loop, behind the writes the task made (they go there too), so that
-    /// nothing the loop sends directly can overtake them.
-    private func park(_ direct: DirectRoutes?) async -> Bool {
-        do {
-            return try await channel.eventLoop.submit { self.park(now: direct) }.get()
-        } catch {
-            // The event loop is shutting down: nothing is sent any more.
-            return park(now: direct)
-        }
-    }
-
-    private func park(now direct: DirectRoutes?) -> Bool {
-        state.withLock { state in
+    /// On the event loop, as the task ends: hands `direct` to the loop, or, if something arrived
+    /// meanwhile, starts a task for it.
+    private func park(_ direct: DirectRoutes?) {
+        let parked = state.withLock { state in
             guard state.messages.isEmpty, !state.hubReady, !state.socketClosed else { return false }
             state.direct = direct
             state.running = false
             return true
         }
+        if !parked { Task { await self.work(takingBack: nil) } }
     }
 
     private func start() async {
