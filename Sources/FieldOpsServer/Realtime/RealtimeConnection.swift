@@ -9,10 +9,11 @@ import Synchronization
 ///
 /// While no task runs, the session's plain subscriptions are handed to the socket's event loop
 /// (`DirectRoutes`): the hub gives it the messages waiting there (`LoopMailbox`), and they are
-/// written at once, in one write, without a task or an actor hop per socket. Anything else — a client message, a tick, a message for a
-/// subscription that needs the session, a socket past its write buffer's high-water mark —
-/// starts a task, which first takes the routes back; from then until it is done, hub messages
-/// queue for it. So only one of the two ever writes events, and in the order they came.
+/// written at once, in one write, without a task or an actor hop per socket. Anything else — a
+/// client message, a tick, a message for a subscription that needs the session, a socket past
+/// its write buffer's high-water mark — starts a task, which first takes the routes back; from
+/// then until it is done, hub messages queue for it. So only one of the two ever writes events,
+/// and in the order they came.
 final class RealtimeConnection: Sendable {
     private struct State {
         var session: RealtimeSession?
@@ -82,11 +83,9 @@ final class RealtimeConnection: Sendable {
     /// when the session must handle them (the hub then queues them for the session's task).
     func sendDirectly(_ messages: [HubMessage]) -> Bool {
         let out = state.withLock { state -> [ByteBuffer]? in
-            guard !state.running, !state.socketClosed, !state.closing, state.direct != nil, channel.isWritable,
-                  messages.allSatisfy({ state.direct!.routes($0) }) else { return nil }
-            var out: [ByteBuffer] = []
-            for message in messages { state.direct!.forward(message, into: &out) }
-            return out
+            guard !state.running, !state.socketClosed, !state.closing, channel.isWritable else { return nil }
+            // In place: the routes are not copied per message.
+            return state.direct?.forward(messages) ?? nil
         }
         guard let out else { return false }
         // Outside the lock: a failed write closes the channel, which calls `socketClosed`.
@@ -242,7 +241,7 @@ struct SocketWriter: Sendable {
 
     /// On the channel's event loop: writes and flushes `message` at once.
     func sendNow(_ message: ByteBuffer) {
-        channel.eventLoop.preconditionInEventLoop()
+        channel.eventLoop.assertInEventLoop()
         channel.writeAndFlush(writeLeadingFragments(message), promise: nil)
     }
 

@@ -99,21 +99,22 @@ struct DirectRoutes: Sendable {
         return true
     }
 
-    /// Whether messages of this pub/sub channel are forwarded here (else the session decides).
-    func routes(_ message: HubMessage) -> Bool {
-        byChannel[message.channel] != nil
-    }
-
-    /// Appends the client messages `message` becomes, in subscription order.
-    mutating func forward(_ message: HubMessage, into out: inout [ByteBuffer]) {
-        for index in byChannel[message.channel] ?? [] {
-            switch subscriptions[index].forward(message, tenant: tenant) {
-            case .send(let bytes): out.append(bytes)
-            case .nothing: continue
-            case .needsSession:
-                // `add` keeps only channels that need no session.
-                preconditionFailure("a direct route needs the session")
+    /// The client messages `messages` become, in order; nil (and nothing changed) when one of
+    /// them comes from a channel not routed here: the session decides.
+    mutating func forward(_ messages: [HubMessage]) -> [ByteBuffer]? {
+        guard messages.allSatisfy({ byChannel[$0.channel] != nil }) else { return nil }
+        var out: [ByteBuffer] = []
+        for message in messages {
+            for index in byChannel[message.channel] ?? [] {
+                switch subscriptions[index].forward(message, tenant: tenant) {
+                case .send(let bytes): out.append(bytes)
+                case .nothing: continue
+                case .needsSession:
+                    // `add` keeps only channels that need no session.
+                    preconditionFailure("a direct route needs the session")
+                }
             }
         }
+        return out
     }
 }

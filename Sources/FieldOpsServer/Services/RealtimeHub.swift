@@ -13,12 +13,6 @@ enum HubEvent: Sendable {
     case gap
     /// A timer of the listener's owner fired (keep-alives, access re-checks).
     case tick
-
-    /// What the event counts against a listener's queue.
-    var queuedBytes: Int {
-        if case .message(let message) = self { return message.payload.count }
-        return 0
-    }
 }
 
 /// The node's one Redis pub/sub subscription (a pattern over every tenant's channels), shared
@@ -26,23 +20,16 @@ enum HubEvent: Sendable {
 ///
 /// Listeners have bounded queues (`HubListener`): a socket that cannot keep up is cut off rather
 /// than growing the server's memory or delaying other sockets. A socket's listener is offered
-/// each message on the socket's event loop, one hop per event loop and message for all of them.
+/// its messages on the socket's event loop, through that loop's `LoopMailbox`: one hop per event
+/// loop for all of its sockets, not one per socket.
 final class RealtimeHub: Sendable {
     static let pattern = "tenant:{*}:channel:*"
 
     private struct State {
         var byChannel: [String: Listeners] = [:]
         var all = Listeners()
+        /// One per event loop, shared by every group on it.
         var mailboxes: [ObjectIdentifier: LoopMailbox] = [:]
-
-        /// The groups of `listeners` (of a channel, or all), each with its event loop's mailbox.
-        mutating func groups(channel: String?) -> [ListenerGroup]? {
-            if let channel {
-                guard byChannel[channel] != nil else { return nil }
-                return byChannel[channel]!.groups(mailboxes: &mailboxes)
-            }
-            return all.groups(mailboxes: &mailboxes)
-        }
     }
 
     /// Listeners, and the same grouped by event loop (worked out at the first message after a
@@ -94,10 +81,7 @@ final class RealtimeHub: Sendable {
         var listeners: [HubListener] = []
 
         func offer(_ event: HubEvent) {
-            guard let mailbox else {
-                for listener in listeners { listener.offer([event]) }
-                return
-            }
+            guard let mailbox else { return HubListener.offer(event, to: listeners) }
             mailbox.post(event, to: listeners)
         }
     }
@@ -207,11 +191,11 @@ final class RealtimeHub: Sendable {
     private func dispatch(_ event: RedisSubscriberEvent) {
         switch event {
         case .patternMessage(_, let channel, let payload), .message(let channel, let payload):
-            guard let groups = state.withLock({ $0.groups(channel: channel) }) else { return }
+            guard let groups = state.withLock({ $0.byChannel[channel]?.groups(mailboxes: &$0.mailboxes) }) else { return }
             let message = HubEvent.message(HubMessage(channel: channel, payload: payload))
             for group in groups { group.offer(message) }
         case .reconnected:
-            let groups = state.withLock { $0.groups(channel: nil) } ?? []
+            let groups = state.withLock { $0.all.groups(mailboxes: &$0.mailboxes) }
             for group in groups { group.offer(.gap) }
         }
     }
@@ -248,10 +232,7 @@ final class LoopMailbox: Sendable {
             defer { letters.waiting = [] }
             return letters.waiting
         }
-        if waiting.count == 1, let letter = waiting.first {
-            for listener in letter.listeners { listener.offer([letter.event]) }
-            return
-        }
+        if waiting.count == 1, let letter = waiting.first { return HubListener.offer(letter.event, to: letter.listeners) }
         // Each listener's events, in the order they came, and the listeners in order of first event.
         var order: [HubListener] = []
         var events: [ObjectIdentifier: [HubEvent]] = [:]
@@ -314,17 +295,35 @@ final class HubListener: Sendable {
         self.directDelivery = direct?.send
     }
 
-    /// Hub events in order: sent on directly if they are all messages and the owner can, else
-    /// queued.
-    func offer(_ events: [HubEvent]) {
-        if let directDelivery, !overflowed {
-            let messages = events.compactMap { event -> HubMessage? in
-                if case .message(let message) = event { return message }
-                return nil
-            }
-            if messages.count == events.count, directDelivery(messages) { return }
+    /// One hub event for several listeners (one array for all of them, not one per listener).
+    static func offer(_ event: HubEvent, to listeners: [HubListener]) {
+        guard case .message(let message) = event else {
+            for listener in listeners { listener.deliver(event, bytes: 0) }
+            return
         }
-        for event in events { deliver(event, bytes: event.queuedBytes) }
+        let messages = [message]
+        for listener in listeners { listener.offer(messages) }
+    }
+
+    /// Hub events in order: each run of messages as `offer(_: [HubMessage])`, anything else queued.
+    func offer(_ events: [HubEvent]) {
+        var messages: [HubMessage] = []
+        for event in events {
+            if case .message(let message) = event {
+                messages.append(message)
+                continue
+            }
+            if !messages.isEmpty { offer(messages) }
+            messages = []
+            deliver(event, bytes: 0)
+        }
+        if !messages.isEmpty { offer(messages) }
+    }
+
+    /// Messages in order: sent on directly if the owner can, else queued.
+    func offer(_ messages: [HubMessage]) {
+        if let directDelivery, !overflowed, directDelivery(messages) { return }
+        for message in messages { deliver(.message(message), bytes: message.payload.count) }
     }
 
     /// Every event waiting, in order (perhaps none); nil once the listener has ended and
